@@ -1,0 +1,244 @@
+"""Turn a finished (or interrupted) search into the files a practitioner reviews.
+
+Writes ``trials.csv`` (one row per trial), ``history.csv`` (one row per trial-epoch),
+``best_trial.json``, ``evaluation.json`` (teacher, CE-only baseline and best distilled student
+on the validation and held-out test splits, with predictions) and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kdtune.config import ExperimentConfig
+from kdtune.data import Encoded
+from kdtune.files import atomic_write_csv, atomic_write_json, atomic_write_text
+from kdtune.models import StudentInit, count_parameters
+from kdtune.trainable import load_weights
+from kdtune.trainer import classification_metrics, predict_logits
+from kdtune.tuning import anchor_label
+
+log = logging.getLogger(__name__)
+
+STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERRORED, STATUS_DIVERGED = (
+    "completed", "stopped early", "errored", "diverged")
+
+
+def _first_line(text: Any) -> str:
+    text = str(text or "").strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def trial_tables(results, cfg: ExperimentConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, history) frames from a Ray ``ResultGrid``, ranked by each trial's best epoch."""
+    metric, mode = cfg.search.metric, cfg.search.mode
+    anchors = cfg.anchor_points() if cfg.search.anchors else []
+    searched = [p.name for p in cfg.space]
+    rows, histories = [], []
+    for res in results:
+        hist = res.metrics_dataframe if res.metrics_dataframe is not None else pd.DataFrame()
+        trial_id = (res.metrics or {}).get("trial_id") or Path(res.path).name
+        config = res.config or {}
+        row: dict[str, Any] = {"trial_id": trial_id, "anchor": anchor_label(config, anchors)}
+        row.update({k: config.get(k) for k in searched})
+        epochs_run = int(hist["epoch"].max()) if "epoch" in hist and len(hist) else 0
+        diverged = bool(hist.get("diverged", pd.Series(dtype=bool)).fillna(False).any())
+        if res.error is not None:
+            status, error = STATUS_ERRORED, _first_line(res.error)
+        elif diverged:
+            status = STATUS_DIVERGED
+            error = _first_line(hist["error"].dropna().iloc[-1]) if "error" in hist else ""
+        elif epochs_run >= cfg.train.epochs:
+            status, error = STATUS_COMPLETED, ""
+        else:
+            status, error = STATUS_STOPPED, ""
+        row.update(status=status, epochs_run=epochs_run, error=error)
+        good = hist[~hist.get("diverged", False).astype(bool)] if len(hist) else hist
+        if metric in good and good[metric].notna().any():
+            best_i = good[metric].idxmax() if mode == "max" else good[metric].idxmin()
+            row.update({f"best_{metric}": float(good.loc[best_i, metric]),
+                        "best_epoch": int(good.loc[best_i, "epoch"]),
+                        "best_val_accuracy": float(good.loc[best_i, "val_accuracy"]),
+                        "best_val_macro_f1": float(good.loc[best_i, "val_macro_f1"]),
+                        "last_val_accuracy": float(good["val_accuracy"].iloc[-1]),
+                        "last_val_macro_f1": float(good["val_macro_f1"].iloc[-1])})
+        row["path"] = str(res.path)
+        rows.append(row)
+        if len(hist):
+            keep = [c for c in hist.columns if not c.startswith(("config/", "checkpoint_dir"))]
+            h = hist[keep].copy()
+            if "trial_id" not in h:
+                h.insert(0, "trial_id", trial_id)
+            histories.append(h)
+    trials = pd.DataFrame(rows)
+    score = f"best_{metric}"
+    if score in trials:
+        trials = trials.sort_values(score, ascending=(mode == "min"), na_position="last")
+    return trials.reset_index(drop=True), (pd.concat(histories, ignore_index=True)
+                                           if histories else pd.DataFrame())
+
+
+def _best_checkpoint(res, metric: str, mode: str):
+    ranked = [(c, m) for c, m in (res.best_checkpoints or []) if m.get(metric) is not None
+              and not m.get("diverged")]
+    if not ranked:
+        return None
+    pick = max if mode == "max" else min
+    return pick(ranked, key=lambda cm: cm[1][metric])[0]
+
+
+def evaluate_trial(res, cfg: ExperimentConfig, student_init: StudentInit,
+                   encoded: dict[str, Encoded], label_names: list[str]) -> dict[str, Any] | None:
+    """Validation and test metrics (and test predictions) of a trial's best checkpoint."""
+    ckpt = _best_checkpoint(res, cfg.search.metric, cfg.search.mode)
+    if ckpt is None:
+        return None
+    model = student_init.build(dropout=(res.config or {}).get("dropout"))
+    with ckpt.as_directory() as folder:
+        load_weights(model, folder)
+    out: dict[str, Any] = {"params": count_parameters(model), "checkpoint": ckpt.path}
+    for split in ("val", "test"):
+        logits = predict_logits(model, encoded[split], cfg.train.eval_batch_size)
+        preds = logits.argmax(-1)
+        out[split] = classification_metrics(encoded[split].labels, preds, label_names)
+        out[split]["predictions"] = preds.tolist()
+    return out
+
+
+def pick_trials(trials: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, str | None]:
+    """Trial ids of the overall best, the best distilled (alpha < 1) and the best CE-only one."""
+    score = f"best_{cfg.search.metric}"
+    ok = trials[trials["status"].isin([STATUS_COMPLETED, STATUS_STOPPED])]
+    if score in ok:
+        ok = ok[ok[score].notna()]
+    else:
+        ok = ok.iloc[0:0]
+    alpha = ok["alpha"] if "alpha" in ok else pd.Series(cfg.train.alpha, index=ok.index)
+    distilled, baseline = ok[alpha < 1.0], ok[alpha >= 1.0]
+    return {"best": ok["trial_id"].iloc[0] if len(ok) else None,
+            "distilled": distilled["trial_id"].iloc[0] if len(distilled) else None,
+            "baseline": baseline["trial_id"].iloc[0] if len(baseline) else None}
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}"
+    return str(v)
+
+
+def md_table(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in frame.iterrows():
+        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def per_class_table(models: dict[str, dict[str, Any]], split: str,
+                    label_names: list[str]) -> pd.DataFrame:
+    """The seed's table: per class precision / recall / F1 for each model on one split."""
+    rows = []
+    for name in label_names:
+        row: dict[str, Any] = {"class": name}
+        for model, ev in models.items():
+            pc = ev[split]["per_class"][name]
+            row.update({f"{model} P": pc["precision"], f"{model} R": pc["recall"],
+                        f"{model} F1": pc["f1"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_summary(exp_dir: Path, cfg: ExperimentConfig, trials: pd.DataFrame,
+                  evaluation: dict[str, Any], info: dict[str, Any]) -> None:
+    """``summary.md``: run facts, overall and per-class tables (val and test), top trials."""
+    label_names = info["label_names"]
+    models = {k: v for k, v in evaluation["models"].items() if v is not None}
+    lines = [f"# kdtune search `{cfg.name}`", ""]
+    counts = ", ".join(f"{n} {s}" for s, n in trials["status"].value_counts().items())
+    lines += [f"- data: `{info['source']}`: {info['rows']['train']} train / {info['rows']['val']} "
+              f"validation / {info['rows']['test']} held-out test rows (the search never saw test)",
+              f"- teacher: `{cfg.teacher.finetuned or cfg.teacher.model}`, cache "
+              f"{'hit' if info['teacher_cache_hit'] else 'built'} (`{info['teacher_key']}`)",
+              f"- student: {info['student']}",
+              f"- trials: {len(trials)} ({counts}); "
+              f"trial-epochs run: {int(trials['epochs_run'].sum())} of "
+              f"{len(trials) * cfg.train.epochs} without early stopping",
+              f"- search wall time: {info['search_seconds']:.0f} s; total {info['total_seconds']:.0f} s",
+              ""]
+    picks = evaluation["picks"]
+    lines += ["## Models", ""]
+    overview = []
+    for name, ev in models.items():
+        row = {"model": name, "trial": picks.get(name, "") or "", "params": ev.get("params")}
+        for split in ("val", "test"):
+            row[f"{split} accuracy"] = ev[split]["accuracy"]
+            row[f"{split} macro-F1"] = ev[split]["macro_f1"]
+        overview.append(row)
+    lines += [md_table(pd.DataFrame(overview)), ""]
+    if "baseline" not in models:
+        lines += ["No CE-only (alpha = 1) trial finished, so there is no baseline column.", ""]
+    for split, title in (("test", "held-out test split"), ("val", "validation split")):
+        lines += [f"## Per-class precision / recall / F1, {title}", "",
+                  md_table(per_class_table(models, split, label_names)), ""]
+    score = f"best_{cfg.search.metric}"
+    cols = ["trial_id", "anchor", *[p.name for p in cfg.space], "status", "epochs_run",
+            "best_epoch", "best_val_accuracy", "best_val_macro_f1"]
+    cols = [c for c in cols if c in trials]
+    lines += [f"## Top trials (ranked by their best epoch's {cfg.search.metric})", "",
+              md_table(trials[cols].head(10)), ""]
+    if score not in trials:
+        lines += ["No trial reported a metric yet.", ""]
+    atomic_write_text(exp_dir / "summary.md", "\n".join(lines))
+
+
+def write_results(exp_dir: Path, results, cfg: ExperimentConfig, student_init: StudentInit,
+                  encoded: dict[str, Encoded], teacher_metrics: dict[str, Any],
+                  info: dict[str, Any]) -> dict[str, Any]:
+    """Write every results file of a search; returns the evaluation dict."""
+    trials, history = trial_tables(results, cfg)
+    atomic_write_csv(exp_dir / "trials.csv", trials)
+    atomic_write_csv(exp_dir / "history.csv", history)
+    picks = pick_trials(trials, cfg)
+    by_id = {}
+    for res in results:
+        tid = (res.metrics or {}).get("trial_id") or Path(res.path).name
+        by_id[tid] = res
+    label_names = info["label_names"]
+    models: dict[str, Any] = {"teacher": {
+        "params": teacher_metrics.get("params"),
+        **{s: teacher_metrics[s] for s in ("val", "test")}}}
+    for name in ("baseline", "distilled"):
+        tid = picks[name]
+        models[name] = (evaluate_trial(by_id[tid], cfg, student_init, encoded, label_names)
+                        if tid is not None else None)
+    evaluation = {"picks": picks, "models": models, "labels": {
+        s: encoded[s].labels.tolist() for s in ("val", "test")}, "label_names": label_names}
+    atomic_write_json(exp_dir / "evaluation.json", evaluation)
+    if picks["best"] is not None:
+        best = trials[trials["trial_id"] == picks["best"]].iloc[0].to_dict()
+        best_config = {**cfg.fixed, **{p.name: best[p.name] for p in cfg.space}}
+        atomic_write_json(exp_dir / "best_trial.json", {
+            "trial_id": picks["best"], "metric": cfg.search.metric, "mode": cfg.search.mode,
+            "score": best.get(f"best_{cfg.search.metric}"), "best_epoch": best.get("best_epoch"),
+            "status": best["status"], "anchor": best["anchor"], "config": best_config,
+            "test": {k: models["distilled"]["test"][k] for k in ("accuracy", "macro_f1")}
+            if picks["best"] == picks["distilled"] and models["distilled"] else None})
+    write_summary(exp_dir, cfg, trials, evaluation, info)
+    return evaluation
+
+
+def test_metrics_table(evaluation: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """(accuracy, macro-F1) on test per evaluated model, for CLI output."""
+    return {k: (v["test"]["accuracy"], v["test"]["macro_f1"])
+            for k, v in evaluation["models"].items() if v is not None}
+
+
+__all__ = ["trial_tables", "write_results", "np"]

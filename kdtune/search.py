@@ -1,0 +1,251 @@
+"""CLI: ``python -m kdtune.search --space search_spaces/alpha_temp.yaml``.
+
+Stages: read and validate the space -> load and split the data -> tokenise once -> teacher
+stage (fine-tune once, cached with its logits) -> the student's initial weights -> Ray Tune
+(Optuna TPE in a ConcurrencyLimiter, ASHA on epochs) -> results files and the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kdtune.config import ConfigError, ExperimentConfig, load_config
+from kdtune.files import atomic_write_json, atomic_write_text
+
+log = logging.getLogger("kdtune.search")
+
+EXIT_BAD_INPUT = 2
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m kdtune.search", description=__doc__.split("\n")[0])
+    p.add_argument("--space", help="search-space YAML file")
+    p.add_argument("--name", help="experiment name (default: the file's `name`)")
+    p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
+    p.add_argument("--results-dir", help="where experiments are written (default: results)")
+    p.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+    p.add_argument("--resume", metavar="EXPERIMENT_DIR",
+                   help="continue an interrupted search from results/<experiment>")
+    p.add_argument("--restart-errored", action="store_true",
+                   help="with --resume: run errored trials again")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing experiment")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the space and data, print the resolved config and budget, start nothing")
+    p.add_argument("--no-report", action="store_true", help="do not render the report at the end")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p.parse_args(argv)
+
+
+def trial_budget(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Upper bound of trial-epochs, and ASHA's rungs."""
+    s, epochs = cfg.search, cfg.train.epochs
+    rungs, t = [], s.grace_period
+    while t < epochs:
+        rungs.append(t)
+        t *= s.reduction_factor
+    return {"num_samples": s.num_samples, "max_epochs_per_trial": epochs,
+            "max_trial_epochs": s.num_samples * epochs, "asha_rungs": rungs,
+            "max_concurrent": s.max_concurrent,
+            "anchors": cfg.anchor_points() if s.anchors else []}
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("urllib3", "filelock", "httpx", "datasets", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _experiment_dir(args: argparse.Namespace, cfg: ExperimentConfig) -> Path:
+    return Path(cfg.results_dir) / cfg.name
+
+
+def _load(args: argparse.Namespace) -> tuple[ExperimentConfig, Path]:
+    if args.resume:
+        exp = Path(args.resume)
+        space = exp / "config.yaml"
+        if not space.is_file():
+            raise ConfigError("--resume", f"{str(exp)!r} is not a kdtune experiment "
+                              "(no config.yaml); give results/<experiment>")
+        cfg = load_config(space)
+        return cfg, exp
+    if not args.space:
+        raise ConfigError("--space", "give a search-space YAML file, e.g. "
+                          "--space search_spaces/alpha_temp.yaml")
+    overrides: dict[str, Any] = {}
+    if args.name is not None:
+        overrides["name"] = args.name
+    if args.num_samples is not None:
+        overrides["search.num_samples"] = args.num_samples
+    if args.results_dir is not None:
+        overrides["results_dir"] = args.results_dir
+    cfg = load_config(args.space, overrides)
+    exp = _experiment_dir(args, cfg)
+    if exp.exists() and any(exp.iterdir()):
+        if not args.overwrite:
+            raise ConfigError("--name", f"experiment {str(exp)!r} exists; pass --resume {exp} to "
+                              "continue it, --overwrite to replace it, or another --name")
+        shutil.rmtree(exp)
+    return cfg, exp
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        cfg, exp_dir = _load(args)
+        if args.dry_run:
+            return _dry_run(cfg)
+        return run_search(cfg, exp_dir, args)
+    except ConfigError as exc:
+        print(f"kdtune.search: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _dry_run(cfg: ExperimentConfig) -> int:
+    import yaml
+
+    from kdtune.data import load_splits
+
+    splits = load_splits(cfg.data)  # validates the source, columns and labels
+    print(cfg.to_yaml(), end="")
+    budget = trial_budget(cfg)
+    budget["data"] = {"source": splits.source, "train": len(splits.train), "val": len(splits.val),
+                      "test": len(splits.test), "labels": splits.label_names}
+    print(yaml.safe_dump({"budget": budget}, sort_keys=False), end="")
+    print("dry run: nothing was started")
+    return 0
+
+
+def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -> int:
+    import numpy as np
+    import ray
+    import torch
+    from optuna.samplers import TPESampler
+    from optuna.storages import RDBStorage
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from kdtune.data import encode, load_splits
+    from kdtune.models import StudentInit, load_classifier, load_tokenizer, slice_layers
+    from kdtune.results import test_metrics_table, write_results
+    from kdtune.teacher import prepare_teacher
+    from kdtune.trainable import kd_trial
+    from kdtune.tuning import AnchoredASHA, PruneAwareOptunaSearch, param_space
+
+    t_start = time.perf_counter()
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(exp_dir / "config.yaml", cfg.to_yaml())
+
+    # 1. Data: load, split (stratified, seeded), tokenise once with the teacher's tokenizer.
+    splits = load_splits(cfg.data)
+    tokenizer = load_tokenizer(cfg.teacher.finetuned or cfg.teacher.model, "teacher.model")
+    frames = {"train": splits.train, "val": splits.val, "test": splits.test}
+    t_enc = {k: encode(f["text"], f["label"].to_numpy(), tokenizer, cfg.data.max_length)
+             for k, f in frames.items()}
+
+    # 2. Teacher: fine-tuned once per teacher + data, cached with its logits.
+    teacher = prepare_teacher(cfg, t_enc, splits.label_names, tokenizer, splits.fingerprint())
+
+    # 3. Student initial weights: a slice of teacher layers, or a model of its own.
+    s = cfg.student
+    if s.model is None:
+        source = (str(teacher.model_dir) if s.init == "finetuned"
+                  else cfg.teacher.finetuned or cfg.teacher.model)
+        full = load_classifier(source, splits.label_names, field_name="student.init")
+        torch.manual_seed(cfg.train.seed)  # the re-initialised head is seeded
+        student = slice_layers(full, s.layers)
+        desc = f"layers {s.layers} of `{source}` ({s.init})"
+        s_enc = t_enc
+    else:
+        student = load_classifier(s.model, splits.label_names, field_name="student.model")
+        desc = f"`{s.model}`"
+        s_tok = load_tokenizer(s.model, "student.model")
+        s_enc = {k: encode(f["text"], f["label"].to_numpy(), s_tok, cfg.data.max_length)
+                 for k, f in frames.items()}
+    student_init = StudentInit.from_model(student, desc)
+    del student
+
+    info: dict[str, Any] = {
+        "source": splits.source, "label_names": splits.label_names,
+        "rows": {k: len(f) for k, f in frames.items()}, "teacher_key": teacher.key,
+        "teacher_cache_hit": teacher.cache_hit, "teacher_dir": str(teacher.dir),
+        "student": desc, "data_fingerprint": splits.fingerprint()}
+    atomic_write_json(exp_dir / "run_info.json", info)
+    print(f"data: {splits.source} ({len(splits.train)} train / {len(splits.val)} val / "
+          f"{len(splits.test)} test)")
+    print(f"teacher: {'reused cached' if teacher.cache_hit else 'fine-tuned and cached'} "
+          f"{teacher.dir}; val acc {teacher.metrics['val']['accuracy']:.4f}")
+
+    # 4. Ray Tune: TPE (seeded, study in SQLite beside the results) + ASHA on epochs.
+    if args.address:
+        ray.init(address=args.address, include_dashboard=False, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False,
+                 logging_level=logging.WARNING, ignore_reinit_error=True)
+    srch = cfg.search
+    anchors = cfg.anchor_points() if srch.anchors else []
+    storage = RDBStorage(f"sqlite:///{(exp_dir / 'optuna.db').resolve()}")
+    searcher = PruneAwareOptunaSearch(
+        metric=srch.metric, mode=srch.mode, points_to_evaluate=anchors or None,
+        sampler=TPESampler(seed=srch.seed), storage=storage, study_name=cfg.name,
+        max_epochs=cfg.train.epochs)
+    scheduler = AnchoredASHA(anchors, metric=srch.metric, mode=srch.mode,
+                             time_attr="training_iteration", max_t=cfg.train.epochs,
+                             grace_period=srch.grace_period, reduction_factor=srch.reduction_factor)
+    trainable = tune.with_resources(
+        tune.with_parameters(kd_trial, train=s_enc["train"], val=s_enc["val"],
+                             teacher_logits=np.ascontiguousarray(teacher.logits["train"]),
+                             student_init=student_init, label_names=splits.label_names,
+                             fixed=cfg.fixed, threads=max(1, int(srch.cpus_per_trial))),
+        {"cpu": srch.cpus_per_trial, "gpu": srch.gpus_per_trial})
+    run_config = tune.RunConfig(
+        name="tune", storage_path=str(exp_dir.resolve()),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1,
+                                                checkpoint_score_attribute=srch.metric,
+                                                checkpoint_score_order=srch.mode),
+        failure_config=tune.FailureConfig(max_failures=srch.max_failures))
+    tune_dir = exp_dir / "tune"
+    t_search = time.perf_counter()
+    if args.resume and tune.Tuner.can_restore(str(tune_dir.resolve())):
+        tuner = tune.Tuner.restore(str(tune_dir.resolve()), trainable=trainable,
+                                   resume_unfinished=True, restart_errored=args.restart_errored)
+    else:
+        tuner = tune.Tuner(trainable, param_space=param_space(cfg), run_config=run_config,
+                           tune_config=tune.TuneConfig(
+                               search_alg=ConcurrencyLimiter(searcher,
+                                                             max_concurrent=srch.max_concurrent),
+                               scheduler=scheduler, num_samples=srch.num_samples,
+                               reuse_actors=True))
+    results = tuner.fit()
+    search_seconds = time.perf_counter() - t_search
+
+    # 5. Results: tables, the best trials evaluated on validation and held-out test, summary.
+    info.update(search_seconds=search_seconds, total_seconds=time.perf_counter() - t_start)
+    evaluation = write_results(exp_dir, results, cfg, student_init, s_enc, teacher.metrics, info)
+    info["total_seconds"] = time.perf_counter() - t_start
+    atomic_write_json(exp_dir / "run_info.json", info)
+    if not args.no_report:
+        try:
+            from kdtune import report
+        except ImportError:  # pragma: no cover - the report module ships with kdtune
+            report = None
+        if report is not None:
+            report.render(exp_dir)
+    print(f"\nsearch finished in {info['total_seconds']:.0f} s; results in {exp_dir}")
+    for name, (acc, f1) in test_metrics_table(evaluation).items():
+        print(f"  {name:>9}: test accuracy {acc:.4f}, macro-F1 {f1:.4f}")
+    print(f"  summary: {exp_dir / 'summary.md'}")
+    ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The Ray Tune adapter: one trial = build the student, run the trainer, report each epoch.
+
+Everything heavy (tokenised splits, cached teacher logits, the student's initial weights) arrives
+through ``tune.with_parameters``, i.e. Ray's object store, where numpy arrays are shared
+zero-copy by every trial on a node and shipped once to other nodes. Trials never load the
+teacher. The trainer knows nothing of Ray: this module only adds a reporting callback.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ray import tune
+from safetensors.torch import load_file, save_file
+
+from kdtune.data import Encoded
+from kdtune.models import StudentInit
+from kdtune.trainer import DivergedError, EpochMetrics, Trainer, TrainParams, seed_everything
+
+WEIGHTS = "model.safetensors"
+
+
+def epoch_report(m: EpochMetrics, label_names: list[str]) -> dict[str, Any]:
+    """Flat metrics dict for Ray (per-class F1 as one column per class)."""
+    d = m.as_dict()
+    per_class = d.pop("val_f1_per_class")
+    d.update({f"val_f1_{name}": f for name, f in zip(label_names, per_class, strict=True)})
+    d["diverged"] = False
+    return d
+
+
+def save_weights(model: torch.nn.Module, folder: Path) -> None:
+    # contiguous + clone: tied or sliced tensors must be stored as independent buffers.
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS))
+
+
+def load_weights(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
+    model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)), strict=False)
+    return model
+
+
+def kd_trial(config: dict[str, Any], *, train: Encoded, val: Encoded,
+             teacher_logits: np.ndarray | None, student_init: StudentInit,
+             label_names: list[str], fixed: dict[str, Any], threads: int) -> None:
+    """Ray Tune function trainable. ``config`` holds the sampled values; ``fixed`` the rest."""
+    torch.set_num_threads(max(1, threads))
+    values = {**fixed, **config}
+    params = TrainParams.from_dict(values)
+    seed_everything(params.seed)
+    model = student_init.build(dropout=values.get("dropout"))
+
+    def report(m: EpochMetrics, trainer: Trainer) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            save_weights(trainer.model, Path(tmp))
+            tune.report(epoch_report(m, label_names),
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    trainer = Trainer(model, train, val, params, label_names, teacher_logits=teacher_logits,
+                      callbacks=[report])
+    try:
+        trainer.fit()
+    except DivergedError as exc:
+        # A diverged trial ends normally with the worst score so ASHA and TPE learn from it,
+        # and the results keep the reason; the search goes on.
+        worst = {"val_macro_f1": 0.0, "val_accuracy": 0.0}
+        tune.report({**worst, "epoch": len(trainer.history) + 1, "loss": math.nan,
+                     "diverged": True, "error": str(exc)})
+    finally:
+        del trainer, model  # free the student's memory before the actor is reused (ray#23971)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,240 @@
+"""The KD training loop: AdamW, OneCycleLR, grad clipping, per-epoch metrics, callbacks.
+
+It knows nothing of Ray or Optuna: a tuner plugs in through ``callbacks``, each called with the
+epoch's :class:`EpochMetrics` after every epoch (minGPT's trainer is the model for this).
+Teacher logits, when given, are precomputed per training example, so no teacher runs here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+from torch import nn
+from tqdm.auto import tqdm
+
+from kdtune.data import Encoded, batch_indices
+from kdtune.losses import kd_loss
+from kdtune.models import pick_device
+
+log = logging.getLogger(__name__)
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite; the run cannot continue meaningfully."""
+
+
+class StopTraining(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a callback to end training after the current epoch."""
+
+
+@dataclass
+class TrainParams:
+    """Values of one KD training run (fixed values merged with a trial's sampled ones)."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    learning_rate: float = 1e-4
+    alpha: float = 0.7
+    temperature: float = 3.0
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    clip_norm: float = 1.0
+    seed: int = 0
+    group_by_length: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainParams:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        if "batch_size" in known:
+            known["batch_size"] = int(known["batch_size"])
+        return cls(**known)
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    loss: float
+    ce_loss: float
+    kd_loss: float
+    kd_ce_ratio: float
+    train_accuracy: float
+    val_accuracy: float
+    val_macro_f1: float
+    val_f1_per_class: list[float] = field(default_factory=list)
+    epoch_lr: float = 0.0  # the scheduled learning rate at the epoch's start
+    epoch_seconds: float = 0.0
+    train_examples_per_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Callback = Callable[[EpochMetrics, "Trainer"], None]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def classification_metrics(labels: np.ndarray, preds: np.ndarray,
+                           label_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision / recall / F1 / support (scikit-learn)."""
+    classes = list(range(len(label_names)))
+    p, r, f, s = precision_recall_fscore_support(labels, preds, labels=classes, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "macro_f1": float(f1_score(labels, preds, labels=classes, average="macro",
+                                   zero_division=0)),
+        "per_class": {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                             "support": int(s[i])} for i, name in enumerate(label_names)},
+    }
+
+
+def _autocast(device: torch.device):
+    # bf16 autocast on CUDA (fast tensor cores, no loss scaling needed); fp32 elsewhere.
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast(device.type, enabled=False)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, data: Encoded, batch_size: int = 128,
+                   device: torch.device | None = None) -> np.ndarray:
+    """Logits for every row of ``data`` in its original order (batched by length for speed)."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = None
+    for index in batch_indices(data.lengths, batch_size, shuffle=False):
+        batch = {k: v.to(device, non_blocking=True) for k, v in data.collate(index).items()}
+        with _autocast(device):
+            logits = model(**batch).logits.float().cpu().numpy()
+        if out is None:
+            out = np.empty((len(data), logits.shape[1]), dtype=np.float32)
+        out[index] = logits
+    model.train(was_training)
+    return out
+
+
+class Trainer:
+    """Train ``model`` on ``train`` (optionally distilling ``teacher_logits``), validate on ``val``."""
+
+    def __init__(self, model: nn.Module, train: Encoded, val: Encoded, params: TrainParams,
+                 label_names: Sequence[str], teacher_logits: np.ndarray | None = None,
+                 device: torch.device | None = None, callbacks: Sequence[Callback] = (),
+                 progress: bool = False, progress_desc: str = "train"):
+        if teacher_logits is not None and len(teacher_logits) != len(train):
+            raise ValueError(f"{len(teacher_logits)} teacher logits for {len(train)} train rows")
+        if teacher_logits is None and params.alpha < 1.0:
+            raise ValueError("alpha < 1 needs teacher logits")
+        self.device = device or pick_device()
+        self.model = model.to(self.device)
+        self.train_data, self.val_data, self.params = train, val, params
+        self.label_names = list(label_names)
+        self.teacher_logits = (torch.from_numpy(np.array(teacher_logits, dtype=np.float32))
+                               if teacher_logits is not None else None)
+        self.callbacks = list(callbacks)
+        self.progress, self.progress_desc = progress, progress_desc
+        self.train_labels = torch.from_numpy(np.array(train.labels, dtype=np.int64))
+        self.steps_per_epoch = math.ceil(len(train) / params.batch_size)
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": params.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}], lr=params.learning_rate)
+        total = self.steps_per_epoch * params.epochs
+        if total >= 3:
+            # OneCycleLR needs at least two warm-up steps to interpolate; tiny runs get them.
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer, max_lr=params.learning_rate, total_steps=total,
+                pct_start=min(max(params.warmup_fraction, 2.0 / total), 0.5),
+                anneal_strategy="cos")
+        else:  # one or two steps in all: a schedule is meaningless, keep the rate constant
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+        self.history: list[EpochMetrics] = []
+        self.last_val_logits: np.ndarray | None = None
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        p, device = self.params, self.device
+        self.model.train()
+        # Sums stay on the device: one host sync per epoch, not per step.
+        sums = torch.zeros(4, device=device)  # loss, ce, kd, correct
+        seen = 0
+        batches = batch_indices(self.train_data.lengths, p.batch_size, shuffle=True,
+                                seed=p.seed * 1000 + epoch, group_by_length=p.group_by_length)
+        if self.progress:
+            batches = tqdm(batches, total=self.steps_per_epoch, leave=False,
+                           desc=f"{self.progress_desc} epoch {epoch}/{p.epochs}")
+        for index in batches:
+            batch = {k: v.to(device, non_blocking=True)
+                     for k, v in self.train_data.collate(index).items()}
+            labels = self.train_labels[index].to(device, non_blocking=True)
+            with _autocast(device):
+                logits = self.model(**batch).logits
+            if self.teacher_logits is not None:
+                teacher = self.teacher_logits[index].to(device, non_blocking=True)
+                parts = kd_loss(logits, teacher, labels, p.alpha, p.temperature)
+            else:
+                ce = nn.functional.cross_entropy(logits.float(), labels)
+                parts = (ce, ce, torch.zeros((), device=device))
+            self.optimizer.zero_grad(set_to_none=True)
+            parts[0].backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), p.clip_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            n = len(index)
+            sums += torch.stack([parts[0].detach() * n, parts[1].detach() * n,
+                                 parts[2].detach() * n,
+                                 (logits.detach().argmax(-1) == labels).sum().float()])
+            seen += n
+        loss, ce, kd, correct = (sums / seen).tolist()
+        if not all(math.isfinite(v) for v in (loss, ce, kd)):
+            raise DivergedError(f"loss became {loss} in epoch {epoch} "
+                                f"(learning_rate={p.learning_rate:g})")
+        return {"loss": loss, "ce_loss": ce, "kd_loss": kd, "train_accuracy": correct}
+
+    def evaluate(self) -> dict[str, Any]:
+        logits = predict_logits(self.model, self.val_data, self.params.eval_batch_size,
+                                self.device)
+        self.last_val_logits = logits
+        return classification_metrics(self.val_data.labels, logits.argmax(-1), self.label_names)
+
+    def fit(self, start_epoch: int = 1) -> list[EpochMetrics]:
+        seed_everything(self.params.seed)
+        for epoch in range(start_epoch, self.params.epochs + 1):
+            t0 = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train = self.train_epoch(epoch)
+            train_s = time.perf_counter() - t0
+            val = self.evaluate()
+            metrics = EpochMetrics(
+                epoch=epoch, **train,
+                kd_ce_ratio=train["kd_loss"] / train["ce_loss"] if train["ce_loss"] > 0 else 0.0,
+                val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"],
+                val_f1_per_class=[val["per_class"][n]["f1"] for n in self.label_names],
+                epoch_lr=lr, epoch_seconds=time.perf_counter() - t0,
+                train_examples_per_s=len(self.train_data) / train_s)
+            self.history.append(metrics)
+            log.info("epoch %d: loss %.4f (ce %.4f, kd %.4f) train acc %.4f, val acc %.4f, "
+                     "val macro-F1 %.4f, %.0f ex/s", epoch, metrics.loss, metrics.ce_loss,
+                     metrics.kd_loss, metrics.train_accuracy, metrics.val_accuracy,
+                     metrics.val_macro_f1, metrics.train_examples_per_s)
+            try:
+                for callback in self.callbacks:
+                    callback(metrics, self)
+            except StopTraining:
+                break
+        return self.history

@@ -1,0 +1,92 @@
+"""Ray Tune pieces: the parameter space, TPE that knows about ASHA, ASHA that spares anchors.
+
+* :class:`AnchoredASHA` is ASHA that never stops the anchor trials (the CE-only baseline and
+  the seed's default), so the comparison the report draws always has full-length references.
+* :class:`PruneAwareOptunaSearch` tells the Optuna study that a trial ASHA stopped early was
+  *pruned*, not complete (Ray's OptunaSearch marks it complete), so TPE does not treat a
+  one-epoch score as a final one. It needs no shared state: a trial that ends, without error
+  and without diverging, before the last epoch can only have been stopped by the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from kdtune.config import ExperimentConfig, ParamSpace
+
+log = logging.getLogger(__name__)
+
+
+def tune_distribution(p: ParamSpace):
+    """A Ray Tune sampler for one parameter (randint's ``high`` is inclusive here)."""
+    if p.type == "uniform":
+        return tune.uniform(p.low, p.high)
+    if p.type == "loguniform":
+        return tune.loguniform(p.low, p.high)
+    if p.type == "quniform":
+        return tune.quniform(p.low, p.high, p.q)
+    if p.type == "randint":
+        return tune.randint(int(p.low), int(p.high) + 1)
+    return tune.choice(list(p.values))
+
+
+def param_space(cfg: ExperimentConfig) -> dict[str, Any]:
+    return {p.name: tune_distribution(p) for p in cfg.space}
+
+
+def is_anchor(config: dict[str, Any], anchors: list[dict[str, Any]]) -> bool:
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, float) or isinstance(b, float):
+            return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+        return a == b
+
+    return any(all(k in config and same(config[k], v) for k, v in a.items()) for a in anchors)
+
+
+def anchor_label(config: dict[str, Any], anchors: list[dict[str, Any]]) -> str:
+    """'baseline' for the CE-only anchor, 'seed default' for alpha 0.7 / T 3, else ''."""
+    for label, anchor in zip(("baseline", "seed default"), anchors, strict=False):
+        if is_anchor(config, [anchor]):
+            return label
+    return ""
+
+
+class AnchoredASHA(ASHAScheduler):
+    """ASHA whose STOP decisions never apply to the anchor trials (they still fill the rungs)."""
+
+    def __init__(self, anchors: list[dict[str, Any]], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.anchors = anchors
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and is_anchor(trial.config, self.anchors):
+            if result.get(self._time_attr, 0) < self._max_t:
+                return TrialScheduler.CONTINUE
+        return decision
+
+
+class PruneAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that records ASHA-stopped and diverged trials as PRUNED in the study."""
+
+    def __init__(self, *args: Any, max_epochs: int, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_epochs = max_epochs
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        stopped_early = (result is not None and not error
+                         and result.get("training_iteration", 0) < self.max_epochs)
+        if (stopped_early or (result or {}).get("diverged")) and \
+                trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+            self._completed_trials.add(trial_id)
+            return
+        super().on_trial_complete(trial_id, result=result, error=error)
