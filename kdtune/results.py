@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import torch
 
 from kdtune.config import ExperimentConfig
 from kdtune.data import Encoded
 from kdtune.files import atomic_write_csv, atomic_write_json, atomic_write_text
 from kdtune.models import StudentInit, count_parameters
+from kdtune.pipeline import Prepared
 from kdtune.trainable import load_weights
 from kdtune.trainer import classification_metrics, predict_logits
 from kdtune.tuning import anchor_label
@@ -94,7 +96,8 @@ def _best_checkpoint(res, metric: str, mode: str):
 
 
 def evaluate_trial(res, cfg: ExperimentConfig, student_init: StudentInit,
-                   encoded: dict[str, Encoded], label_names: list[str]) -> dict[str, Any] | None:
+                   encoded: dict[str, Encoded], label_names: list[str]
+                   ) -> tuple[dict[str, Any], torch.nn.Module] | None:
     """Validation and test metrics (and test predictions) of a trial's best checkpoint."""
     ckpt = _best_checkpoint(res, cfg.search.metric, cfg.search.mode)
     if ckpt is None:
@@ -108,7 +111,25 @@ def evaluate_trial(res, cfg: ExperimentConfig, student_init: StudentInit,
         preds = logits.argmax(-1)
         out[split] = classification_metrics(encoded[split].labels, preds, label_names)
         out[split]["predictions"] = preds.tolist()
-    return out
+    return out, model
+
+
+def prune_checkpoints(results, keep: set[str]) -> int:
+    """Delete the checkpoints of trials not in ``keep``; returns the bytes freed.
+
+    Finished trials never need their weights again (an interrupted trial restarts from epoch
+    1) and the chosen students are exported to ``models/``, so a finished search keeps ~60 MB
+    per exported model instead of ~60 MB per trial.
+    """
+    freed = 0
+    for res in results:
+        tid = (res.metrics or {}).get("trial_id") or Path(res.path).name
+        if tid in keep:
+            continue
+        for ckpt in Path(res.path).glob("checkpoint_*"):
+            freed += sum(f.stat().st_size for f in ckpt.rglob("*") if f.is_file())
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return freed
 
 
 def pick_trials(trials: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, str | None]:
@@ -199,28 +220,33 @@ def write_summary(exp_dir: Path, cfg: ExperimentConfig, trials: pd.DataFrame,
     atomic_write_text(exp_dir / "summary.md", "\n".join(lines))
 
 
-def write_results(exp_dir: Path, results, cfg: ExperimentConfig, student_init: StudentInit,
-                  encoded: dict[str, Encoded], teacher_metrics: dict[str, Any],
+def write_results(exp_dir: Path, results, cfg: ExperimentConfig, prep: Prepared,
                   info: dict[str, Any]) -> dict[str, Any]:
-    """Write every results file of a search; returns the evaluation dict."""
+    """Write every results file of a search and export the chosen students; returns evaluation."""
     trials, history = trial_tables(results, cfg)
     atomic_write_csv(exp_dir / "trials.csv", trials)
     atomic_write_csv(exp_dir / "history.csv", history)
     picks = pick_trials(trials, cfg)
-    by_id = {}
-    for res in results:
-        tid = (res.metrics or {}).get("trial_id") or Path(res.path).name
-        by_id[tid] = res
-    label_names = info["label_names"]
+    by_id = {(res.metrics or {}).get("trial_id") or Path(res.path).name: res for res in results}
+    label_names = prep.label_names
+    teacher_metrics = prep.teacher.metrics
     models: dict[str, Any] = {"teacher": {
-        "params": teacher_metrics.get("params"),
+        "params": teacher_metrics.get("params"), "dir": str(prep.teacher.model_dir),
         **{s: teacher_metrics[s] for s in ("val", "test")}}}
     for name in ("baseline", "distilled"):
         tid = picks[name]
-        models[name] = (evaluate_trial(by_id[tid], cfg, student_init, encoded, label_names)
-                        if tid is not None else None)
+        evaluated = (evaluate_trial(by_id[tid], cfg, prep.student_init, prep.encoded, label_names)
+                     if tid is not None else None)
+        if evaluated is None:
+            models[name] = None
+            continue
+        models[name], model = evaluated
+        folder = exp_dir / "models" / name
+        model.save_pretrained(folder)
+        prep.student_tokenizer.save_pretrained(folder)
+        models[name]["dir"] = str(folder)
     evaluation = {"picks": picks, "models": models, "labels": {
-        s: encoded[s].labels.tolist() for s in ("val", "test")}, "label_names": label_names}
+        s: prep.encoded[s].labels.tolist() for s in ("val", "test")}, "label_names": label_names}
     atomic_write_json(exp_dir / "evaluation.json", evaluation)
     if picks["best"] is not None:
         best = trials[trials["trial_id"] == picks["best"]].iloc[0].to_dict()
@@ -228,10 +254,10 @@ def write_results(exp_dir: Path, results, cfg: ExperimentConfig, student_init: S
         atomic_write_json(exp_dir / "best_trial.json", {
             "trial_id": picks["best"], "metric": cfg.search.metric, "mode": cfg.search.mode,
             "score": best.get(f"best_{cfg.search.metric}"), "best_epoch": best.get("best_epoch"),
-            "status": best["status"], "anchor": best["anchor"], "config": best_config,
-            "test": {k: models["distilled"]["test"][k] for k in ("accuracy", "macro_f1")}
-            if picks["best"] == picks["distilled"] and models["distilled"] else None})
+            "status": best["status"], "anchor": best["anchor"], "config": best_config})
     write_summary(exp_dir, cfg, trials, evaluation, info)
+    freed = prune_checkpoints(results, keep=set())  # the chosen students are exported above
+    log.info("pruned checkpoints of other trials: %.0f MB freed", freed / 1e6)
     return evaluation
 
 
@@ -241,4 +267,3 @@ def test_metrics_table(evaluation: dict[str, Any]) -> dict[str, tuple[float, flo
             for k, v in evaluation["models"].items() if v is not None}
 
 
-__all__ = ["trial_tables", "write_results", "np"]

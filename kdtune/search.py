@@ -127,16 +127,13 @@ def _dry_run(cfg: ExperimentConfig) -> int:
 def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -> int:
     import numpy as np
     import ray
-    import torch
     from optuna.samplers import TPESampler
     from optuna.storages import RDBStorage
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    from kdtune.data import encode, load_splits
-    from kdtune.models import StudentInit, load_classifier, load_tokenizer, slice_layers
+    from kdtune.pipeline import prepare
     from kdtune.results import test_metrics_table, write_results
-    from kdtune.teacher import prepare_teacher
     from kdtune.trainable import kd_trial
     from kdtune.tuning import AnchoredASHA, PruneAwareOptunaSearch, param_space
 
@@ -144,40 +141,10 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
     exp_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(exp_dir / "config.yaml", cfg.to_yaml())
 
-    # 1. Data: load, split (stratified, seeded), tokenise once with the teacher's tokenizer.
-    splits = load_splits(cfg.data)
-    tokenizer = load_tokenizer(cfg.teacher.finetuned or cfg.teacher.model, "teacher.model")
-    frames = {"train": splits.train, "val": splits.val, "test": splits.test}
-    t_enc = {k: encode(f["text"], f["label"].to_numpy(), tokenizer, cfg.data.max_length)
-             for k, f in frames.items()}
-
-    # 2. Teacher: fine-tuned once per teacher + data, cached with its logits.
-    teacher = prepare_teacher(cfg, t_enc, splits.label_names, tokenizer, splits.fingerprint())
-
-    # 3. Student initial weights: a slice of teacher layers, or a model of its own.
-    s = cfg.student
-    if s.model is None:
-        source = (str(teacher.model_dir) if s.init == "finetuned"
-                  else cfg.teacher.finetuned or cfg.teacher.model)
-        full = load_classifier(source, splits.label_names, field_name="student.init")
-        torch.manual_seed(cfg.train.seed)  # the re-initialised head is seeded
-        student = slice_layers(full, s.layers)
-        desc = f"layers {s.layers} of `{source}` ({s.init})"
-        s_enc = t_enc
-    else:
-        student = load_classifier(s.model, splits.label_names, field_name="student.model")
-        desc = f"`{s.model}`"
-        s_tok = load_tokenizer(s.model, "student.model")
-        s_enc = {k: encode(f["text"], f["label"].to_numpy(), s_tok, cfg.data.max_length)
-                 for k, f in frames.items()}
-    student_init = StudentInit.from_model(student, desc)
-    del student
-
-    info: dict[str, Any] = {
-        "source": splits.source, "label_names": splits.label_names,
-        "rows": {k: len(f) for k, f in frames.items()}, "teacher_key": teacher.key,
-        "teacher_cache_hit": teacher.cache_hit, "teacher_dir": str(teacher.dir),
-        "student": desc, "data_fingerprint": splits.fingerprint()}
+    # 1-3. Data, tokens, the cached teacher and the student's initial weights.
+    prep = prepare(cfg)
+    splits, teacher, student_init, s_enc = prep.splits, prep.teacher, prep.student_init, prep.encoded
+    info: dict[str, Any] = prep.info()
     atomic_write_json(exp_dir / "run_info.json", info)
     print(f"data: {splits.source} ({len(splits.train)} train / {len(splits.val)} val / "
           f"{len(splits.test)} test)")
@@ -229,7 +196,7 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
 
     # 5. Results: tables, the best trials evaluated on validation and held-out test, summary.
     info.update(search_seconds=search_seconds, total_seconds=time.perf_counter() - t_start)
-    evaluation = write_results(exp_dir, results, cfg, student_init, s_enc, teacher.metrics, info)
+    evaluation = write_results(exp_dir, results, cfg, prep, info)
     info["total_seconds"] = time.perf_counter() - t_start
     atomic_write_json(exp_dir / "run_info.json", info)
     if not args.no_report:
