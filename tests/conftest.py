@@ -1,0 +1,30 @@
+"""Shared fixtures: the AG News file in ../shared (never copied into the project)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news" / "ag_news_7600.csv"
+
+# Tests run offline; never let a library try the hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(autouse=True)
+def _run_from_root(monkeypatch):
+    # Search spaces name ../shared relative to the project root, as the README's commands do.
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture(scope="session")
+def ag_news() -> Path:
+    if not AG_NEWS.is_file():
+        pytest.fail(f"AG News data not found at {AG_NEWS}; tests need ../shared beside the repo")
+    return AG_NEWS

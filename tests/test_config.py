@@ -1,0 +1,95 @@
+"""Config validation: every bad input is a one-line ConfigError naming the field."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kdtune.config import ConfigError, load_config, parse_config
+
+SPACE = Path("search_spaces/alpha_temp.yaml")
+
+
+def raw():
+    return yaml.safe_load(SPACE.read_text())
+
+
+def test_shipped_spaces_load():
+    for path in Path("search_spaces").glob("*.yaml"):
+        cfg = load_config(path)
+        assert cfg.space, path
+    cfg = load_config(SPACE)
+    assert cfg.name == "alpha_temp"
+    assert [p.name for p in cfg.space] == ["alpha", "temperature", "learning_rate"]
+    assert cfg.search.num_samples >= 12
+    assert cfg.anchor_points() == [
+        {"alpha": 1.0, "temperature": 3.0, "learning_rate": 1e-4},
+        {"alpha": 0.7, "temperature": 3.0, "learning_rate": 1e-4}]
+    # searched values are not part of the fixed ones
+    assert "alpha" not in cfg.fixed and cfg.fixed["epochs"] == 3
+
+
+def test_yaml_float_without_dot_is_accepted():
+    d = raw()
+    d["train"]["learning_rate"] = "1e-4"  # what PyYAML returns for 1e-4
+    assert parse_config(d).train.learning_rate == pytest.approx(1e-4)
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(SPACE)
+    out = tmp_path / "config.yaml"
+    out.write_text(cfg.to_yaml())
+    assert load_config(out) == cfg
+
+
+BAD = [
+    (("train", "alpha"), 1.5, "train.alpha"),
+    (("train", "temperature"), 0, "train.temperature"),
+    (("train", "learning_rate"), -1e-3, "train.learning_rate"),
+    (("train", "epochs"), 0, "train.epochs"),
+    (("train", "batch_size"), "big", "train.batch_size"),
+    (("train", "bogus"), 1, "train.bogus"),
+    (("data", "val_fraction"), 1.5, "data.val_fraction"),
+    (("data", "max_length"), 2, "data.max_length"),
+    (("student", "layers"), [5, 0], "student.layers"),
+    (("student", "init"), "random", "student.init"),
+    (("search", "metric"), "loss", "search.metric"),
+    (("search", "mode"), "up", "search.mode"),
+    (("search", "reduction_factor"), 1, "search.reduction_factor"),
+    (("search", "num_samples"), 2, "search.num_samples"),
+    (("space", "alpha"), {"type": "uniform", "low": 0.0, "high": 1.5}, "space.alpha"),
+    (("space", "alpha"), {"type": "uniform", "low": 0.8, "high": 0.9}, "space.alpha"),
+    (("space", "temperature"), {"type": "normal", "low": 1, "high": 2}, "space.temperature.type"),
+    (("space", "learning_rate"), {"type": "loguniform", "low": 0.0, "high": 1e-3},
+     "space.learning_rate.low"),
+    (("space", "gamma"), {"type": "uniform", "low": 0, "high": 1}, "space.gamma"),
+    (("space", "alpha"), {"type": "choice", "values": []}, "space.alpha.values"),
+    (("teacher", "finetuned"), "/no/such/folder", "teacher.finetuned"),
+    (("teacher", "epochs"), 0, "teacher.epochs"),
+]
+
+
+@pytest.mark.parametrize("where,value,field", BAD, ids=[b[2] + "=" + str(b[1])[:20] for b in BAD])
+def test_bad_values_name_the_field(where, value, field):
+    d = raw()
+    d[where[0]][where[1]] = value
+    with pytest.raises(ConfigError) as err:
+        parse_config(d)
+    assert err.value.field == field
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_section_and_non_mapping():
+    d = raw()
+    d["extra"] = {}
+    with pytest.raises(ConfigError, match="extra"):
+        parse_config(d)
+    with pytest.raises(ConfigError):
+        parse_config(["not", "a", "mapping"])
+
+
+def test_python_tags_are_refused(tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text("name: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)

@@ -1,0 +1,46 @@
+"""The teacher stage: cache miss builds, a second run hits, damage is detected and rebuilt."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from kdtune.config import load_config
+from kdtune.pipeline import prepare
+
+
+@pytest.fixture()
+def tiny_cfg(tmp_path):
+    return load_config("search_spaces/smoke.yaml", {
+        "cache_dir": str(tmp_path / "cache"), "data.max_train": 48, "data.max_val": 16,
+        "data.max_test": 16, "data.max_length": 32})
+
+
+def test_cache_hit_and_corruption(tiny_cfg, caplog):
+    first = prepare(tiny_cfg)
+    assert not first.teacher.cache_hit
+    assert first.teacher.logits["train"].shape == (48, 4)
+    again = prepare(tiny_cfg)
+    assert again.teacher.cache_hit and again.teacher.key == first.teacher.key
+    np.testing.assert_array_equal(again.teacher.logits["train"], first.teacher.logits["train"])
+    # Any change to the data changes the key.
+    other = load_config("search_spaces/smoke.yaml", {
+        "cache_dir": tiny_cfg.cache_dir, "data.max_train": 48, "data.max_val": 16,
+        "data.max_test": 16, "data.max_length": 32, "data.seed": 1})
+    from kdtune.data import load_splits
+    from kdtune.teacher import cache_key
+    assert cache_key(other, load_splits(other.data).fingerprint(), first.teacher_tokenizer) \
+        != first.teacher.key
+    # A truncated logits file is detected and rebuilt, never used.
+    path = first.teacher.dir / "logits_train.npy"
+    path.write_bytes(path.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="kdtune.teacher"):
+        rebuilt = prepare(tiny_cfg)
+    assert not rebuilt.teacher.cache_hit
+    assert "damaged" in caplog.text
+    np.testing.assert_allclose(rebuilt.teacher.logits["train"], first.teacher.logits["train"],
+                               atol=1e-4)
+    # A damaged model folder too.
+    weights = rebuilt.teacher.dir / "model" / "model.safetensors"
+    weights.write_bytes(b"\0" * 16)
+    assert not prepare(tiny_cfg).teacher.cache_hit
