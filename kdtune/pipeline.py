@@ -36,7 +36,7 @@ class Prepared:
         return {"source": self.splits.source, "label_names": self.label_names,
                 "rows": {k: len(v) for k, v in self.encoded.items()},
                 "teacher_key": self.teacher.key, "teacher_cache_hit": self.teacher.cache_hit,
-                "teacher_dir": str(self.teacher.dir), "student": self.student_init.description,
+                "teacher_dir": str(self.teacher.dir.resolve()), "student": self.student_init.description,
                 "data_fingerprint": self.splits.fingerprint()}
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import html
 import json
 import logging
@@ -40,7 +41,7 @@ import pandas as pd
 from kdtune.config import ConfigError, ExperimentConfig, load_config
 from kdtune.files import atomic_write_csv, atomic_write_text
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kdtune.report")
 
 EXIT_BAD_INPUT = 2
 RUNNING_WINDOW_S = 60.0  # tune/ touched this recently: the search is still running
@@ -140,6 +141,15 @@ def _ray_statuses(tune_dir: Path) -> dict[str, str]:
     return out
 
 
+def _finished_log(exp_dir: Path) -> dict[str, str]:
+    """Trial id -> 'terminated' / 'error' from ``trials_done.jsonl`` (written as trials end)."""
+    out = {}
+    for row in _read_result_lines(exp_dir / "trials_done.jsonl"):
+        if row.get("trial_id"):
+            out[str(row["trial_id"])] = str(row.get("status", ""))
+    return out
+
+
 def _read_result_lines(path: Path) -> list[dict[str, Any]]:
     rows = []
     if not path.is_file():
@@ -164,6 +174,7 @@ def trials_from_tune(exp_dir: Path, cfg: ExperimentConfig, state: str
     if not tune_dir.is_dir():
         return pd.DataFrame(), pd.DataFrame()
     statuses = _ray_statuses(tune_dir)
+    done = _finished_log(exp_dir)  # durable even when Ray's state file is older than the kill
     results, ray_status = [], {}
     for folder in sorted(p for p in tune_dir.iterdir() if p.is_dir()):
         lines = _read_result_lines(folder / "result.json")
@@ -173,15 +184,18 @@ def trials_from_tune(exp_dir: Path, cfg: ExperimentConfig, state: str
             continue  # not a trial folder
         rows = [{k: v for k, v in r.items() if k != "config"} for r in lines]
         frame = pd.DataFrame(rows) if rows else None
+        if frame is not None and "epoch" in frame:  # a resumed trial may repeat an epoch
+            frame = frame.drop_duplicates("epoch", keep="last").reset_index(drop=True)
+        match = re.search(r"_([0-9a-f]{5,})_\d+_", folder.name)
+        tid = (rows[-1].get("trial_id") if rows else None) or (match.group(1) if match else folder.name)
         error_file = folder / "error.txt"
         error = (error_file.read_text(encoding="utf-8", errors="replace") or "error"
                  if error_file.is_file() else None)
-        if error is None and statuses.get(folder.name) == "ERROR":
+        if error is None and (done.get(tid) == "error" or statuses.get(folder.name) == "ERROR"):
             error = "the trial failed (see Ray's logs)"
-        results.append(_TrialResult(str(folder), config, rows[-1] if rows else {}, frame, error))
-        match = re.search(r"_([0-9a-f]{5,})_\d+_", folder.name)
-        tid = (rows[-1].get("trial_id") if rows else None) or (match.group(1) if match else folder.name)
-        ray_status[tid] = statuses.get(folder.name, "")
+        metrics = {**(rows[-1] if rows else {}), "trial_id": tid}
+        results.append(_TrialResult(str(folder), config, metrics, frame, error))
+        ray_status[tid] = "TERMINATED" if done.get(tid) == "terminated" else statuses.get(folder.name, "")
     if not results:
         return pd.DataFrame(), pd.DataFrame()
     trials, history = trial_tables(results, cfg)
@@ -209,14 +223,17 @@ def load_experiment(exp_dir: Path) -> Experiment:
     state = experiment_state(exp_dir)
     info = (_read_json(exp_dir / "run_info.json") or {}) if (exp_dir / "run_info.json").is_file() else {}
     if (exp_dir / "trials.csv").is_file():
-        trials = pd.read_csv(exp_dir / "trials.csv", keep_default_na=False, na_values=[""])
-        history = (pd.read_csv(exp_dir / "history.csv") if (exp_dir / "history.csv").is_file()
-                   else pd.DataFrame())
+        # trial ids are hex ("1234e567", "00012345"): read them as text, never as numbers
+        text = {"trial_id": str, "anchor": str, "status": str, "error": str}
+        trials = pd.read_csv(exp_dir / "trials.csv", dtype=text, keep_default_na=False,
+                             na_values=[""])
+        history = (pd.read_csv(exp_dir / "history.csv", dtype={"trial_id": str})
+                   if (exp_dir / "history.csv").is_file() else pd.DataFrame())
     else:
         trials, history = trials_from_tune(exp_dir, cfg, state)
     for col in ("anchor", "error", "status"):
         if col in trials:
-            trials[col] = trials[col].fillna("").astype(str)
+            trials[col] = trials[col].astype(object).where(trials[col].notna(), "").astype(str)
     score = f"best_{cfg.search.metric}"
     if score in trials:
         trials = trials.sort_values(score, ascending=(cfg.search.mode == "min"), kind="stable",
@@ -257,7 +274,10 @@ def leaderboard(exp: Experiment, top: int) -> pd.DataFrame:
                     "best val macro-F1": _float_or_none(r.get("best_val_macro_f1")),
                     "status": status})
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if len(frame):  # keep whole epochs whole when some trial has none yet
+        frame["best epoch"] = pd.Series([r["best epoch"] for r in rows], dtype=object)
+    return frame
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -333,8 +353,9 @@ def _resolve_dir(path: str | None, exp: Experiment) -> Path | None:
     if not path:
         return None
     p = Path(path)
-    candidates = [p] if p.is_absolute() else [p, exp.dir.resolve().parent.parent / p,
-                                               exp.dir / p.name]
+    # relative paths are relative to where the search ran: usually the project root, which is
+    # also the parent of results/ when the report runs from elsewhere
+    candidates = [p] if p.is_absolute() else [p, exp.dir.resolve().parent.parent / p]
     for c in candidates:
         if (c / "config.json").is_file():
             return c
@@ -363,8 +384,27 @@ def _weights_bytes(folder: Path) -> int:
 
 
 def measure_model(folder: Path, texts: list[str], max_length: int, latency_n: int = 30,
-                  batch: int = 32, batches: int = 3) -> dict[str, Any]:
-    """Parameters, weights size and CPU latency (batch 1) / throughput (batch ``batch``)."""
+                  batch: int = 32, batches: int = 2) -> dict[str, Any]:
+    """Parameters, weights size and CPU latency (batch 1) / throughput (batch ``batch``).
+
+    Runs on one CPU thread: on a machine other processes share, several threads contend and
+    the timings swing tenfold; one thread gives comparable numbers for every model.
+    """
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _measure(folder, texts, max_length, latency_n, batch, batches)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(folder: Path, texts: list[str], max_length: int, latency_n: int, batch: int,
+             batches: int) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -412,10 +452,16 @@ def efficiency_table(exp: Experiment, out_dir: Path, remeasure: bool = False
             return cached, "Cached measurement from report/efficiency.csv (pass --remeasure to redo it)."
     from kdtune.data import load_splits
 
+    data = exp.cfg.data
+    if data.path and not Path(data.path).is_absolute() and not Path(data.path).is_file():
+        beside = exp.dir.resolve().parent.parent / data.path  # run from outside the project
+        if beside.is_file():
+            data = dataclasses.replace(data, path=str(beside))
     try:
-        splits = load_splits(exp.cfg.data)
-    except (ConfigError, OSError, ValueError) as exc:
-        return None, f"Efficiency not measured: the data could not be loaded ({exc})."
+        splits = load_splits(data)
+    except Exception as exc:  # noqa: BLE001 - e.g. the hub is unreachable; the report goes on
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return None, f"Efficiency not measured: the data could not be loaded ({first})."
     texts = splits.test["text"].astype(str).tolist()
     rows = []
     for name in ("teacher", "baseline", "distilled"):
@@ -466,8 +512,10 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tight_layout cannot always fit outside legends
+        fig.tight_layout()
+        fig.savefig(path, dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
     return path
 
@@ -493,10 +541,10 @@ def plot_alpha_temperature(exp: Experiment, path: Path) -> Path | None:
         if ok.any():
             sc = ax.scatter(np.array(alpha)[ok], np.array(temp)[ok], c=score[ok], cmap="viridis",
                             vmin=vmin, vmax=vmax, marker=marker, s=110, edgecolors="black",
-                            label=status)
+                            )
         if bad.any():
             ax.scatter(np.array(alpha)[bad], np.array(temp)[bad], c="lightgrey", marker=marker,
-                       s=110, edgecolors="black", label=f"{status} (no score)")
+                       s=110, edgecolors="black")
     for i, (_, r) in enumerate(t.iterrows()):
         tag = r.get("anchor") or ("best" if i == 0 and valid[0] else "")
         if tag:
@@ -507,7 +555,12 @@ def plot_alpha_temperature(exp: Experiment, path: Path) -> Path | None:
     ax.set_xlabel("alpha (weight of the CE loss; 1 = no distillation)")
     ax.set_ylabel("temperature T")
     ax.set_title("Val macro-F1 over alpha x temperature (marker = status)")
-    ax.legend(fontsize=8, loc="best")
+    from matplotlib.lines import Line2D
+
+    shown = [s for s in STATUS_MARKERS if (t["status"] == s).any()]
+    ax.legend([Line2D([], [], marker=STATUS_MARKERS[s], linestyle="", markerfacecolor="white",
+                      markeredgecolor="black", markersize=9) for s in shown], shown,
+              fontsize=8, loc="best", title="status (grey: no score)", title_fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -592,6 +645,7 @@ def plot_epochs_granted(exp: Experiment, path: Path) -> tuple[Path | None, str]:
     ax.legend([*ax.get_legend_handles_labels()[0], *handles],
               [*ax.get_legend_handles_labels()[1], *labels], fontsize=8, loc="upper right")
     ax.set_ylim(0, exp.cfg.train.epochs * 1.35)
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("trial (in start order)")
     ax.set_ylabel("epochs run")
     ax.set_title(f"Epochs granted per trial: {run} of {budget} trial-epochs")
@@ -628,11 +682,13 @@ def plot_optuna(exp: Experiment, out_dir: Path) -> dict[str, tuple[Path | None, 
     out: dict[str, tuple[Path | None, str]] = {}
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                 and t.value is not None]
-    with warnings.catch_warnings():
+    plt = _pyplot()
+    with warnings.catch_warnings(), plt.rc_context():  # optuna switches to ggplot style globally
         warnings.simplefilter("ignore")
         if finished:
             ax = ovm.plot_optimization_history(study, target_name="val macro-F1 (last epoch)")
-            ax.figure.set_size_inches(7, 4.5)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.figure.set_size_inches(8, 4.5)
             out["history"] = (_save(ax.figure, out_dir / "optuna_history.png"),
                               "Objective = the trial's last reported epoch (what Optuna was told).")
         else:
@@ -686,6 +742,9 @@ def _spread(exp: Experiment, top: int) -> float | None:
     return float(values.std(ddof=1)) if len(values) >= 2 else None
 
 
+_METRIC_NAMES = {"val_macro_f1": "macro-F1", "val_accuracy": "accuracy"}
+
+
 def _recommended(exp: Experiment) -> str:
     if not exp.best:
         return ""
@@ -696,7 +755,8 @@ def _recommended(exp: Experiment) -> str:
              if n in config]
     anchor = f", the {exp.best['anchor']} anchor" if exp.best.get("anchor") else ""
     text = (f"**Recommended config** (trial `{exp.best['trial_id']}`{anchor}, best val "
-            f"{exp.cfg.search.metric} {_num(exp.best.get('score'))} at epoch "
+            f"{_METRIC_NAMES.get(exp.cfg.search.metric, exp.cfg.search.metric)} "
+            f"{_num(exp.best.get('score'))} at epoch "
             f"{exp.best.get('best_epoch')}): " + ", ".join(parts) + ".")
     if float(config.get("alpha", 0.0)) >= 1.0:
         text += (" That is the CE-only baseline: no distillation setting beat plain fine-tuning "
@@ -704,14 +764,21 @@ def _recommended(exp: Experiment) -> str:
     return text
 
 
+def _signed(v: float) -> str:
+    """``+0.0123``; differences that round to zero print as ``+0.0000``, never ``-0.0000``."""
+    return f"{(0.0 if abs(v) < 5e-5 else v):+.4f}"
+
+
 def _num(v: Any, digits: int = 4) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if not isinstance(v, (list, tuple, dict)) and pd.isna(v):
         return "-"
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return str(v)
     if isinstance(v, (float, np.floating)):
         v = float(v)
-        return f"{v:.3g}" if v != 0 and abs(v) < 1e-3 else f"{v:.{digits}f}"
+        return f"{v:.3e}" if v != 0 and abs(v) < 1e-3 else f"{v:.{digits}f}"
     return str(v)
 
 
@@ -731,7 +798,7 @@ def verdict(exp: Experiment, top: int) -> list[str]:
         text = (f"The best distilled student (trial `{picks.get('distilled')}`) **{verb}** the "
                 f"CE-only baseline (trial `{picks.get('baseline')}`) on held-out test macro-F1: "
                 f"{s['test']['macro_f1']:.4f} vs {b['test']['macro_f1']:.4f}, a difference of "
-                f"{gain:+.4f} ({100 * gain:+.1f} points) on {n_test} test examples.")
+                f"{_signed(gain)} ({100 * gain:+.1f} points) on {n_test} test examples.")
         noise = [("the spread between the top trials' best val macro-F1 (std "
                   f"{spread:.4f})", spread)] if spread is not None else []
         noise.append((f"the student's validation/test difference ({val_test:.4f})", val_test))
@@ -748,7 +815,7 @@ def verdict(exp: Experiment, top: int) -> list[str]:
                      + " and ".join(smaller) + ", so the evidence is weak.")
         if "teacher" in models:
             t_gap = s["test"]["macro_f1"] - models["teacher"]["test"]["macro_f1"]
-            text += (f" Against the teacher the student is {t_gap:+.4f} test macro-F1 "
+            text += (f" Against the teacher the student is {_signed(t_gap)} test macro-F1 "
                      f"({'above' if t_gap > 0 else 'below' if t_gap < 0 else 'level with'} it).")
         paras.append(text)
     elif exp.evaluation:
@@ -781,11 +848,17 @@ def _partial_verdict(exp: Experiment) -> str:
     text = (f"The search is {where}: {len(t)} trials so far. The best val macro-F1 so far is "
             f"{best['best_val_macro_f1']:.4f} (trial `{best['trial_id']}`, alpha "
             f"{_param_value(exp, best, 'alpha'):.3f}, T {_param_value(exp, best, 'temperature'):.2f}).")
-    base = t[t["anchor"] == "baseline"] if "anchor" in t else t.iloc[0:0]
-    if len(base) and pd.notna(base.iloc[0][exp.score]):
-        gain = best["best_val_macro_f1"] - base.iloc[0]["best_val_macro_f1"]
-        text += (f" The CE-only baseline has {base.iloc[0]['best_val_macro_f1']:.4f}, a validation "
-                 f"difference of {gain:+.4f}.")
+    scored = t[t[exp.score].notna()]
+    base = scored[scored["anchor"] == "baseline"] if "anchor" in scored else scored.iloc[0:0]
+    alphas = pd.Series([float(_param_value(exp, r, "alpha")) for _, r in scored.iterrows()],
+                       index=scored.index, dtype=float)
+    distilled = scored[alphas < 1.0]
+    if len(base) and len(distilled):
+        b, d = base.iloc[0], distilled.iloc[0]
+        gain = d["best_val_macro_f1"] - b["best_val_macro_f1"]
+        text += (f" The best distilled trial so far (`{d['trial_id']}`) has "
+                 f"{d['best_val_macro_f1']:.4f} against {b['best_val_macro_f1']:.4f} for the CE-only "
+                 f"baseline, a validation difference of {_signed(gain)}.")
     return text + " Test-split numbers come when the search finishes."
 
 
@@ -834,7 +907,7 @@ class Doc:
 
         def fmt(c: str, v: Any) -> str:
             if c in signed and isinstance(v, float) and not math.isnan(v):
-                return f"{v:+.4f}"
+                return _signed(v)
             return _cell(v)
 
         rows = [[fmt(c, r[c]) for c in cols] for _, r in frame.iterrows()]
@@ -997,11 +1070,11 @@ def render(exp_dir: Path, *, top: int = 10, efficiency: bool = True,
     else:
         frame, note = efficiency_table(exp, out, remeasure)
         if frame is not None:
-            threads = int(frame["threads"].iloc[0]) if "threads" in frame else 0
+            threads = int(frame["threads"].iloc[0]) if "threads" in frame else 1
             doc.table(_efficiency_display(frame))
             doc.para(f"{note} Model forward pass only (texts tokenised beforehand) with "
-                     f"`torch.inference_mode()` on {threads} CPU threads: latency is the median "
-                     "over 30 test examples at batch 1 after warm-up; throughput is over 3 "
+                     f"`torch.inference_mode()` on {threads} CPU thread(s): latency is the median "
+                     "over 30 test examples at batch 1 after warm-up; throughput is over 2 "
                      "batches of 32 after one warm-up batch. Size is the weight files on disk. On "
                      "a shared machine these numbers are noisy; compare ratios, not absolutes.")
         else:

@@ -31,7 +31,8 @@ STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERRORED, STATUS_DIVERGED = (
     "completed", "stopped early", "errored", "diverged")
 
 
-def _first_line(text: Any) -> str:
+def _last_line(text: Any) -> str:
+    """The last non-empty line: for a traceback, the exception itself."""
     text = str(text or "").strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
@@ -52,10 +53,10 @@ def trial_tables(results, cfg: ExperimentConfig) -> tuple[pd.DataFrame, pd.DataF
         epochs_run = int(hist["epoch"].max()) if "epoch" in hist and len(hist) else 0
         diverged = bool(hist.get("diverged", pd.Series(dtype=bool)).fillna(False).any())
         if res.error is not None:
-            status, error = STATUS_ERRORED, _first_line(res.error)
+            status, error = STATUS_ERRORED, _last_line(res.error)
         elif diverged:
             status = STATUS_DIVERGED
-            error = _first_line(hist["error"].dropna().iloc[-1]) if "error" in hist else ""
+            error = _last_line(hist["error"].dropna().iloc[-1]) if "error" in hist else ""
         elif epochs_run >= cfg.train.epochs:
             status, error = STATUS_COMPLETED, ""
         else:
@@ -231,8 +232,9 @@ def write_results(exp_dir: Path, results, cfg: ExperimentConfig, prep: Prepared,
     label_names = prep.label_names
     teacher_metrics = prep.teacher.metrics
     models: dict[str, Any] = {"teacher": {
-        "params": teacher_metrics.get("params"), "dir": str(prep.teacher.model_dir),
-        **{s: teacher_metrics[s] for s in ("val", "test")}}}
+        "params": teacher_metrics.get("params"), "dir": str(prep.teacher.model_dir.resolve()),
+        **{s: {**teacher_metrics[s],
+               "predictions": prep.teacher.logits[s].argmax(-1).tolist()} for s in ("val", "test")}}}
     for name in ("baseline", "distilled"):
         tid = picks[name]
         evaluated = (evaluate_trial(by_id[tid], cfg, prep.student_init, prep.encoded, label_names)
@@ -244,7 +246,7 @@ def write_results(exp_dir: Path, results, cfg: ExperimentConfig, prep: Prepared,
         folder = exp_dir / "models" / name
         model.save_pretrained(folder)
         prep.student_tokenizer.save_pretrained(folder)
-        models[name]["dir"] = str(folder)
+        models[name]["dir"] = str(folder.resolve())
     evaluation = {"picks": picks, "models": models, "labels": {
         s: prep.encoded[s].labels.tolist() for s in ("val", "test")}, "label_names": label_names}
     atomic_write_json(exp_dir / "evaluation.json", evaluation)

@@ -31,8 +31,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
     p.add_argument("--results-dir", help="where experiments are written (default: results)")
     p.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
-    p.add_argument("--resume", metavar="EXPERIMENT_DIR",
-                   help="continue an interrupted search from results/<experiment>")
+    p.add_argument("--resume", metavar="EXPERIMENT_DIR", nargs="?", const="",
+                   help="continue an interrupted search: results/<experiment>, or with no value "
+                        "the experiment named by --space/--name")
     p.add_argument("--restart-errored", action="store_true",
                    help="with --resume: run errored trials again")
     p.add_argument("--overwrite", action="store_true", help="replace an existing experiment")
@@ -68,7 +69,13 @@ def _experiment_dir(args: argparse.Namespace, cfg: ExperimentConfig) -> Path:
 
 
 def _load(args: argparse.Namespace) -> tuple[ExperimentConfig, Path]:
-    if args.resume:
+    if args.resume == "" and args.space:  # --resume with no value: the experiment --name names
+        named = load_config(args.space, {k: v for k, v in (("name", args.name),
+                                                           ("results_dir", args.results_dir)) if v})
+        args.resume = str(Path(named.results_dir) / named.name)
+    if args.resume is not None:
+        if args.resume == "":
+            raise ConfigError("--resume", "give results/<experiment>, or --space and --name")
         exp = Path(args.resume)
         space = exp / "config.yaml"
         if not space.is_file():
@@ -135,7 +142,7 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
     from kdtune.pipeline import prepare
     from kdtune.results import test_metrics_table, write_results
     from kdtune.trainable import kd_trial
-    from kdtune.tuning import AnchoredASHA, PruneAwareOptunaSearch, param_space
+    from kdtune.tuning import AnchoredASHA, FinishedTrialsLog, PruneAwareOptunaSearch, param_space
 
     t_start = time.perf_counter()
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +159,9 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
           f"{teacher.dir}; val acc {teacher.metrics['val']['accuracy']:.4f}")
 
     # 4. Ray Tune: TPE (seeded, study in SQLite beside the results) + ASHA on epochs.
+    # Snapshot the experiment state every 2 s (it is small) so a kill loses little.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if args.address:
         ray.init(address=args.address, include_dashboard=False, logging_level=logging.WARNING)
     else:
@@ -178,12 +188,15 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1,
                                                 checkpoint_score_attribute=srch.metric,
                                                 checkpoint_score_order=srch.mode),
-        failure_config=tune.FailureConfig(max_failures=srch.max_failures))
+        failure_config=tune.FailureConfig(max_failures=srch.max_failures),
+        callbacks=[FinishedTrialsLog(str((exp_dir / "trials_done.jsonl").resolve()))])
     tune_dir = exp_dir / "tune"
     t_search = time.perf_counter()
-    if args.resume and tune.Tuner.can_restore(str(tune_dir.resolve())):
+    if args.resume is not None and tune.Tuner.can_restore(str(tune_dir.resolve())):
+        print(f"resuming {exp_dir}: finished trials are kept, unfinished ones continue")
         tuner = tune.Tuner.restore(str(tune_dir.resolve()), trainable=trainable,
-                                   resume_unfinished=True, restart_errored=args.restart_errored)
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=args.restart_errored)
     else:
         tuner = tune.Tuner(trainable, param_space=param_space(cfg), run_config=run_config,
                            tune_config=tune.TuneConfig(
@@ -205,7 +218,10 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
         except ImportError:  # pragma: no cover - the report module ships with kdtune
             report = None
         if report is not None:
-            report.render(exp_dir)
+            try:
+                print(f"report: {report.render(exp_dir)}")
+            except Exception:  # noqa: BLE001 - the results files are written; keep them visible
+                log.exception("could not render the report; run python -m kdtune.report %s", exp_dir)
     print(f"\nsearch finished in {info['total_seconds']:.0f} s; results in {exp_dir}")
     for name, (acc, f1) in test_metrics_table(evaluation).items():
         print(f"  {name:>9}: test accuracy {acc:.4f}, macro-F1 {f1:.4f}")

@@ -8,6 +8,7 @@ teacher. The trainer knows nothing of Ray: this module only adds a reporting cal
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ from kdtune.models import StudentInit
 from kdtune.trainer import DivergedError, EpochMetrics, Trainer, TrainParams, seed_everything
 
 WEIGHTS = "model.safetensors"
+STATE = "history.json"
 
 
 def epoch_report(m: EpochMetrics, label_names: list[str]) -> dict[str, Any]:
@@ -58,13 +60,20 @@ def kd_trial(config: dict[str, Any], *, train: Encoded, val: Encoded,
     def report(m: EpochMetrics, trainer: Trainer) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             save_weights(trainer.model, Path(tmp))
+            (Path(tmp) / STATE).write_text(json.dumps([h.as_dict() for h in trainer.history]))
             tune.report(epoch_report(m, label_names),
                         checkpoint=tune.Checkpoint.from_directory(tmp))
 
     trainer = Trainer(model, train, val, params, label_names, teacher_logits=teacher_logits,
                       callbacks=[report])
+    start_epoch = 1
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # a resumed search: continue after the last finished epoch
+        with checkpoint.as_directory() as folder:
+            load_weights(trainer.model, folder)
+            start_epoch = trainer.restore(json.loads((Path(folder) / STATE).read_text()))
     try:
-        trainer.fit()
+        trainer.fit(start_epoch)
     except DivergedError as exc:
         # A diverged trial ends normally with the worst score so ASHA and TPE learn from it,
         # and the results keep the reason; the search goes on.

@@ -11,6 +11,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -212,8 +213,21 @@ class Trainer:
         self.last_val_logits = logits
         return classification_metrics(self.val_data.labels, logits.argmax(-1), self.label_names)
 
+    def restore(self, history: list[dict[str, Any]]) -> int:
+        """Continue after the epochs in ``history`` (weights already loaded by the caller).
+
+        The learning-rate schedule is moved to the right step; AdamW's moment estimates start
+        afresh (storing them would triple every checkpoint). Returns the next epoch.
+        """
+        self.history = [EpochMetrics(**h) for h in history]
+        with warnings.catch_warnings():  # stepping a scheduler before the optimizer warns
+            warnings.simplefilter("ignore")
+            for _ in range(self.steps_per_epoch * len(history)):
+                self.scheduler.step()
+        return len(history) + 1
+
     def fit(self, start_epoch: int = 1) -> list[EpochMetrics]:
-        seed_everything(self.params.seed)
+        seed_everything(self.params.seed + start_epoch - 1)
         for epoch in range(start_epoch, self.params.epochs + 1):
             t0 = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]

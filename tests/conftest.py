@@ -10,6 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news" / "ag_news_7600.csv"
 
+# Spaces name ../shared relative to the project root, as the README's commands do; module-scoped
+# fixtures run before function-scoped ones, so change directory at import time too.
+os.chdir(ROOT)
+
 # Tests run offline; never let a library try the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -23,13 +23,13 @@ def test_results_files(experiment):
     for name in ("config.yaml", "run_info.json", "trials.csv", "history.csv", "best_trial.json",
                  "evaluation.json", "summary.md", "optuna.db"):
         assert (experiment / name).is_file(), name
-    trials = pd.read_csv(experiment / "trials.csv")
+    trials = pd.read_csv(experiment / "trials.csv", dtype={"trial_id": str})
     assert len(trials) == 4
     assert set(trials["status"]) <= STATUSES
     assert {"baseline", "seed default"} <= set(trials["anchor"].dropna())
     base = trials[trials["anchor"] == "baseline"].iloc[0]
     assert base["alpha"] == 1.0 and base["epochs_run"] == 2  # anchors are never stopped early
-    history = pd.read_csv(experiment / "history.csv")
+    history = pd.read_csv(experiment / "history.csv", dtype={"trial_id": str})
     assert len(history) == trials["epochs_run"].sum()
     for col in ("loss", "ce_loss", "kd_loss", "kd_ce_ratio", "train_accuracy", "val_accuracy",
                 "val_macro_f1", "val_f1_World", "alpha", "temperature", "learning_rate"):
@@ -41,7 +41,7 @@ def test_results_files(experiment):
 def test_summary_numbers_come_from_the_run(experiment):
     ev = json.loads((experiment / "evaluation.json").read_text())
     best = json.loads((experiment / "best_trial.json").read_text())
-    trials = pd.read_csv(experiment / "trials.csv")
+    trials = pd.read_csv(experiment / "trials.csv", dtype={"trial_id": str})
     assert best["trial_id"] == trials["trial_id"].iloc[0]
     assert best["config"]["epochs"] == 2 and 0 <= best["config"]["alpha"] <= 1
     summary = (experiment / "summary.md").read_text()
