@@ -31,8 +31,9 @@ class ConfigError(ValueError):
     """A configuration problem; ``str(err)`` is one line naming the field and the fix."""
 
     def __init__(self, field_name: str, message: str):
-        self.field = field_name
-        super().__init__(f"{field_name}: {message}")
+        # One line whatever the input held: keys and values from a file may contain newlines.
+        self.field = " ".join(str(field_name).split()) or repr(field_name)
+        super().__init__(f"{self.field}: {' '.join(str(message).split())}")
 
 
 def _check(cond: bool, field_name: str, message: str) -> None:
@@ -386,6 +387,10 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
         ok, coerced = _type_ok(value, hints[key])
         _check(ok, where, f"must be {_describe(hints[key])}, got {value!r}")
         kwargs[key] = coerced
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in kwargs:
+            raise ConfigError(f"{prefix}.{f.name}", "is required")
     return cls(**kwargs)
 
 

@@ -19,7 +19,6 @@ Ray's ``tune/*/result.json``) and on one still running.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import dataclasses
 import html
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kdtune.cli import ArgumentParser
 from kdtune.config import ConfigError, ExperimentConfig, load_config
 from kdtune.files import atomic_write_csv, atomic_write_text
 
@@ -1162,7 +1162,7 @@ def _plot_sections(doc: Doc, exp: Experiment, out: Path, top: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kdtune.report", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="kdtune.report", description=__doc__.split("\n")[0])
     p.add_argument("experiment", help="experiment folder, e.g. results/alpha_temp")
     p.add_argument("--top", type=int, default=10, help="trials in the leaderboard (default 10)")
     p.add_argument("--no-efficiency", action="store_true",

@@ -16,16 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kdtune.cli import ArgumentParser, fail
 from kdtune.config import ConfigError, ExperimentConfig, load_config
 from kdtune.files import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("kdtune.search")
 
-EXIT_BAD_INPUT = 2
-
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m kdtune.search", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="kdtune.search", description=__doc__.split("\n")[0])
     p.add_argument("--space", help="search-space YAML file")
     p.add_argument("--name", help="experiment name (default: the file's `name`)")
     p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
@@ -112,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             return _dry_run(cfg)
         return run_search(cfg, exp_dir, args)
     except ConfigError as exc:
-        print(f"kdtune.search: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail("kdtune.search", exc)
 
 
 def _dry_run(cfg: ExperimentConfig) -> int:
