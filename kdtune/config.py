@@ -21,7 +21,8 @@ import yaml
 
 #: Hyperparameters a search space may tune; each is also a field of :class:`TrainConfig`.
 SEARCHABLE = ("alpha", "temperature", "learning_rate", "weight_decay", "warmup_fraction",
-              "clip_norm", "batch_size", "dropout")
+              "clip_norm", "batch_size", "dropout", "beta", "teacher_weight", "layers")
+OBJECTIVES = ("val_macro_f1", "val_accuracy", "latency_ms", "params")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint", "quniform")
 METRICS = ("val_macro_f1", "val_accuracy")
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
@@ -143,11 +144,25 @@ class TrainConfig:
     dropout: float | None = None
     seed: int = 0
     group_by_length: bool = True
+    beta: float = 0.0  # weight of the hidden-state (feature) loss; 0 = logits-only KD
+    feature_loss: str = "mse"  # mse or cosine, between projected student and teacher states
+    teacher_combine: str = "weighted"  # several teachers: weighted logits, or by confidence
+    teacher_weights: list[float] | None = None  # one per teacher (main first); null = equal
+    teacher_weight: float | None = None  # two teachers: the main one's weight (searchable)
 
     def __post_init__(self) -> None:
         validate_hparams(dataclasses.asdict(self), "train")
         _check(1 <= self.epochs <= 1000, "train.epochs", f"must be in [1, 1000], got {self.epochs}")
         _check(self.eval_batch_size >= 1, "train.eval_batch_size", "must be >= 1")
+        _check(self.feature_loss in ("mse", "cosine"), "train.feature_loss",
+               f"must be 'mse' or 'cosine', got {self.feature_loss!r}")
+        _check(self.teacher_combine in ("weighted", "confidence"), "train.teacher_combine",
+               f"must be 'weighted' or 'confidence', got {self.teacher_combine!r}")
+        if self.teacher_weights is not None:
+            _check(all(w >= 0 for w in self.teacher_weights), "train.teacher_weights",
+                   "weights must be >= 0")
+            _check(abs(sum(self.teacher_weights) - 1.0) < 1e-6, "train.teacher_weights",
+                   f"weights must sum to 1, got {sum(self.teacher_weights):g}")
 
 
 def validate_hparams(values: dict[str, Any], prefix: str) -> None:
@@ -161,6 +176,11 @@ def validate_hparams(values: dict[str, Any], prefix: str) -> None:
         "clip_norm": (lambda v: v > 0, "must be > 0"),
         "batch_size": (lambda v: v >= 1 and float(v).is_integer(), "must be an integer >= 1"),
         "dropout": (lambda v: v is None or 0 <= v < 1, "must be in [0, 1)"),
+        "beta": (lambda v: v >= 0, "must be >= 0"),
+        "teacher_weight": (lambda v: v is None or 0 <= v <= 1, "must be in [0, 1]"),
+        "layers": (lambda v: isinstance(v, list) and len(v) > 0
+                   and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v)
+                   and v == sorted(set(v)), "must be increasing non-negative layer indices"),
     }
     for name, value in values.items():
         if name not in checks:
@@ -187,6 +207,8 @@ class SearchConfig:
     gpus_per_trial: float = 0.0
     max_failures: int = 1
     anchors: bool = True  # also run the CE-only baseline and the seed default (0.7, 3)
+    objectives: list[str] | None = None  # multi-objective, e.g. [val_macro_f1, latency_ms]
+    f1_tolerance: float = 0.005  # Pareto choice: fastest point within this of the best metric
 
     def __post_init__(self) -> None:
         _check(self.metric in METRICS, "search.metric", f"must be one of {METRICS}")
@@ -198,6 +220,20 @@ class SearchConfig:
         _check(self.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
         _check(self.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
         _check(self.max_failures >= 0, "search.max_failures", "must be >= 0")
+        if self.objectives is not None:
+            _check(len(self.objectives) >= 2, "search.objectives",
+                   "give two or more objectives, or null for a single metric")
+            for o in self.objectives:
+                _check(o in OBJECTIVES, "search.objectives", f"{o!r} is not one of {OBJECTIVES}")
+            _check(self.objectives[0] == self.metric, "search.objectives",
+                   f"the first objective must be search.metric ({self.metric})")
+        _check(self.f1_tolerance >= 0, "search.f1_tolerance", "must be >= 0")
+
+    @property
+    def modes(self) -> list[str]:
+        """Direction of each objective: quality up, latency and size down."""
+        return [self.mode if o == self.metric else ("max" if o.startswith("val_") else "min")
+                for o in (self.objectives or [self.metric])]
 
 
 @dataclass
@@ -254,14 +290,40 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     space: list[ParamSpace] = field(default_factory=list)
+    extra_teachers: list[TeacherConfig] = field(default_factory=list)  # multi-teacher KD
+
+    @property
+    def searched(self) -> set[str]:
+        return {p.name for p in self.space}
+
+    @property
+    def num_teachers(self) -> int:
+        return 1 + len(self.extra_teachers)
+
+    @property
+    def uses_features(self) -> bool:
+        """Whether any trial can have a hidden-state loss (beta > 0 fixed, or beta searched)."""
+        return self.train.beta > 0 or "beta" in self.searched
 
     def __post_init__(self) -> None:
         _check(bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name), "name",
                f"use letters, digits, '-', '_' or '.', got {self.name!r}")
         _check(bool(self.space), "space", "give at least one parameter to search")
         for p in self.space:
-            if p.name == "batch_size" and p.type != "choice":
-                raise ConfigError("space.batch_size", "use type: choice for batch_size")
+            if p.name in ("batch_size", "layers") and p.type != "choice":
+                raise ConfigError(f"space.{p.name}", f"use type: choice for {p.name}")
+        if "layers" in self.searched:
+            _check(self.student.model is None, "space.layers",
+                   "searching layers needs a student sliced from the teacher (student.model: null)")
+        t = self.train
+        if t.teacher_weights is not None:
+            _check(len(t.teacher_weights) == self.num_teachers, "train.teacher_weights",
+                   f"give {self.num_teachers} weights (main teacher first), got "
+                   f"{len(t.teacher_weights)}")
+        if t.teacher_weight is not None or "teacher_weight" in self.searched:
+            _check(self.num_teachers == 2, "train.teacher_weight",
+                   "teacher_weight is for exactly two teachers (teacher + one extra_teachers "
+                   "entry); use teacher_weights for more")
         if self.search.anchors:
             anchors = self.anchor_points()
             for anchor in anchors:
@@ -284,7 +346,11 @@ class ExperimentConfig:
         Both use the fixed training values for every other searched parameter. The baseline is
         alpha = 1 (pure cross-entropy; temperature then has no effect).
         """
-        base = {p.name: getattr(self.train, p.name) for p in self.space}
+        defaults = {"layers": self.student.layers,
+                    "teacher_weight": 0.5 if self.train.teacher_weight is None
+                    else self.train.teacher_weight}
+        base = {p.name: defaults[p.name] if p.name in defaults else getattr(self.train, p.name)
+                for p in self.space}
         baseline = dict(base)
         seed_default = dict(base)
         if "alpha" in base:
@@ -292,6 +358,8 @@ class ExperimentConfig:
             seed_default["alpha"] = 0.7
         if "temperature" in base:
             seed_default["temperature"] = 3.0
+        if "beta" in base:  # both references distil logits only: no hidden-state loss
+            baseline["beta"] = seed_default["beta"] = 0.0
         return [baseline, seed_default] if baseline != seed_default else [baseline]
 
     def to_dict(self) -> dict[str, Any]:
@@ -399,7 +467,7 @@ def parse_config(raw: Any) -> ExperimentConfig:
     _check(isinstance(raw, dict), "(top level)", "the file must be a YAML mapping of sections")
     sections = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
                 "train": TrainConfig, "search": SearchConfig}
-    top = {"name", "results_dir", "cache_dir", "space", *sections}
+    top = {"name", "results_dir", "cache_dir", "space", "extra_teachers", *sections}
     for key in raw:
         _check(key in top, str(key), f"unknown section; allowed are {', '.join(sorted(top))}")
     kwargs: dict[str, Any] = {}
@@ -419,6 +487,10 @@ def parse_config(raw: Any) -> ExperimentConfig:
         _check("name" not in spec, f"space.{name}.name", "remove it; the key names the parameter")
         space.append(build_section(ParamSpace, {**spec, "name": name}, f"space.{name}"))
     kwargs["space"] = space
+    extra = raw.get("extra_teachers") or []
+    _check(isinstance(extra, list), "extra_teachers", "must be a list of teacher sections")
+    kwargs["extra_teachers"] = [build_section(TeacherConfig, t, f"extra_teachers.{i}")
+                                for i, t in enumerate(extra)]
     return ExperimentConfig(**kwargs)
 
 
@@ -445,3 +517,20 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
             node = node.setdefault(p, {}) if isinstance(node.get(p, {}), dict) else {}
         node[leaf] = value
     return parse_config(raw)
+
+
+def is_anchor(config: dict[str, Any], anchors: list[dict[str, Any]]) -> bool:
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, float) or isinstance(b, float):
+            return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+        return a == b
+
+    return any(all(k in config and same(config[k], v) for k, v in a.items()) for a in anchors)
+
+
+def anchor_label(config: dict[str, Any], anchors: list[dict[str, Any]]) -> str:
+    """'baseline' for the CE-only anchor, 'seed default' for alpha 0.7 / T 3, else ''."""
+    for label, anchor in zip(("baseline", "seed default"), anchors, strict=False):
+        if is_anchor(config, [anchor]):
+            return label
+    return ""

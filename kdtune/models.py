@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 _LAYER_PATHS = (("encoder", "layer", "num_hidden_layers"),  # BERT, RoBERTa, MiniLM, ELECTRA
                 ("transformer", "layer", "n_layers"),  # DistilBERT
                 ("encoder", "layers", "num_hidden_layers"))
+WEIGHTS = "model.safetensors"
 _DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout",
                    "attention_dropout", "seq_classif_dropout")
 
@@ -186,3 +188,14 @@ def pick_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def save_weights(model: torch.nn.Module, folder: Path) -> None:
+    # contiguous + clone: tied or sliced tensors must be stored as independent buffers.
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS))
+
+
+def load_weights(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
+    model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)), strict=False)
+    return model

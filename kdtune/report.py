@@ -168,7 +168,7 @@ def _read_result_lines(path: Path) -> list[dict[str, Any]]:
 def trials_from_tune(exp_dir: Path, cfg: ExperimentConfig, state: str
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(trials, history) rebuilt from Ray's per-trial ``result.json`` of a partial search."""
-    from kdtune.results import trial_tables  # imports Ray; only partial searches need it
+    from kdtune.results import trial_tables  # pandas-heavy; only partial searches need it
 
     tune_dir = exp_dir / "tune"
     if not tune_dir.is_dir():

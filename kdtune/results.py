@@ -16,19 +16,21 @@ from typing import Any
 import pandas as pd
 import torch
 
-from kdtune.config import ExperimentConfig
+from kdtune.config import ExperimentConfig, anchor_label
 from kdtune.data import Encoded
 from kdtune.files import atomic_write_csv, atomic_write_json, atomic_write_text
-from kdtune.models import StudentInit, count_parameters
+from kdtune.models import count_parameters, load_weights
+from kdtune.pareto import choose, pareto_mask
 from kdtune.pipeline import Prepared
-from kdtune.trainable import load_weights
+from kdtune.recipe import TrialData, build_model
 from kdtune.trainer import classification_metrics, predict_logits
-from kdtune.tuning import anchor_label
 
 log = logging.getLogger(__name__)
 
 STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERRORED, STATUS_DIVERGED = (
     "completed", "stopped early", "errored", "diverged")
+#: Statuses of trials whose metrics are usable (the others errored or diverged).
+OK_STATUSES = (STATUS_COMPLETED, STATUS_STOPPED)
 
 
 def _last_line(text: Any) -> str:
@@ -71,6 +73,9 @@ def trial_tables(results, cfg: ExperimentConfig) -> tuple[pd.DataFrame, pd.DataF
                         "best_val_macro_f1": float(good.loc[best_i, "val_macro_f1"]),
                         "last_val_accuracy": float(good["val_accuracy"].iloc[-1]),
                         "last_val_macro_f1": float(good["val_macro_f1"].iloc[-1])})
+        for extra in ("latency_ms", "params"):  # constant per trial (the architecture's)
+            if extra in hist and hist[extra].notna().any():
+                row[extra] = float(hist[extra].dropna().iloc[-1])
         row["path"] = str(res.path)
         rows.append(row)
         if len(hist):
@@ -96,14 +101,13 @@ def _best_checkpoint(res, metric: str, mode: str):
     return pick(ranked, key=lambda cm: cm[1][metric])[0]
 
 
-def evaluate_trial(res, cfg: ExperimentConfig, student_init: StudentInit,
-                   encoded: dict[str, Encoded], label_names: list[str]
-                   ) -> tuple[dict[str, Any], torch.nn.Module] | None:
+def evaluate_trial(res, cfg: ExperimentConfig, data: TrialData, encoded: dict[str, Encoded],
+                   label_names: list[str]) -> tuple[dict[str, Any], torch.nn.Module] | None:
     """Validation and test metrics (and test predictions) of a trial's best checkpoint."""
     ckpt = _best_checkpoint(res, cfg.search.metric, cfg.search.mode)
     if ckpt is None:
         return None
-    model = student_init.build(dropout=(res.config or {}).get("dropout"))
+    model = build_model(data, {**data.fixed, **(res.config or {})})
     with ckpt.as_directory() as folder:
         load_weights(model, folder)
     out: dict[str, Any] = {"params": count_parameters(model), "checkpoint": ckpt.path}
@@ -143,9 +147,33 @@ def pick_trials(trials: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, str | 
         ok = ok.iloc[0:0]
     alpha = ok["alpha"] if "alpha" in ok else pd.Series(cfg.train.alpha, index=ok.index)
     distilled, baseline = ok[alpha < 1.0], ok[alpha >= 1.0]
-    return {"best": ok["trial_id"].iloc[0] if len(ok) else None,
-            "distilled": distilled["trial_id"].iloc[0] if len(distilled) else None,
-            "baseline": baseline["trial_id"].iloc[0] if len(baseline) else None}
+    picks = {"best": ok["trial_id"].iloc[0] if len(ok) else None,
+             "distilled": distilled["trial_id"].iloc[0] if len(distilled) else None,
+             "baseline": baseline["trial_id"].iloc[0] if len(baseline) else None}
+    objectives = cfg.search.objectives
+    if objectives and len(ok) and all(o == cfg.search.metric or o in ok for o in objectives):
+        # Multi-objective: the chosen point is the cheapest on the Pareto front whose quality
+        # is within search.f1_tolerance of the front's best.
+        cols = [score if o == cfg.search.metric else o for o in objectives]
+        front = ok[pareto_mask(ok, cols, cfg.search.modes)]
+        chosen = front.loc[choose(front, score, cfg.search.mode, cols[1], cfg.search.f1_tolerance)]
+        picks["best"] = chosen["trial_id"]
+        if float(chosen.get("alpha", cfg.train.alpha)) < 1.0:
+            picks["distilled"] = chosen["trial_id"]
+    return picks
+
+
+def pareto_table(trials: pd.DataFrame, cfg: ExperimentConfig) -> pd.DataFrame | None:
+    """The trials on the Pareto front of ``search.objectives`` (best epoch's quality)."""
+    objectives = cfg.search.objectives
+    score = f"best_{cfg.search.metric}"
+    ok = trials[trials["status"].isin(OK_STATUSES)]
+    if not objectives or score not in ok or not all(o == cfg.search.metric or o in ok
+                                                   for o in objectives):
+        return None
+    ok = ok[ok[score].notna()]
+    cols = [score if o == cfg.search.metric else o for o in objectives]
+    return ok[pareto_mask(ok, cols, cfg.search.modes)].sort_values(cols[1])
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -228,6 +256,10 @@ def write_results(exp_dir: Path, results, cfg: ExperimentConfig, prep: Prepared,
     atomic_write_csv(exp_dir / "trials.csv", trials)
     atomic_write_csv(exp_dir / "history.csv", history)
     picks = pick_trials(trials, cfg)
+    data = prep.trial_data(cfg)
+    front = pareto_table(trials, cfg)
+    if front is not None:
+        atomic_write_csv(exp_dir / "pareto.csv", front)
     by_id = {(res.metrics or {}).get("trial_id") or Path(res.path).name: res for res in results}
     label_names = prep.label_names
     teacher_metrics = prep.teacher.metrics
@@ -237,7 +269,7 @@ def write_results(exp_dir: Path, results, cfg: ExperimentConfig, prep: Prepared,
                "predictions": prep.teacher.logits[s].argmax(-1).tolist()} for s in ("val", "test")}}}
     for name in ("baseline", "distilled"):
         tid = picks[name]
-        evaluated = (evaluate_trial(by_id[tid], cfg, prep.student_init, prep.encoded, label_names)
+        evaluated = (evaluate_trial(by_id[tid], cfg, data, prep.encoded, label_names)
                      if tid is not None else None)
         if evaluated is None:
             models[name] = None

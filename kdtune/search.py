@@ -130,7 +130,6 @@ def _dry_run(cfg: ExperimentConfig) -> int:
 
 
 def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -> int:
-    import numpy as np
     import ray
     from optuna.samplers import TPESampler
     from optuna.storages import RDBStorage
@@ -148,7 +147,7 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
 
     # 1-3. Data, tokens, the cached teacher and the student's initial weights.
     prep = prepare(cfg)
-    splits, teacher, student_init, s_enc = prep.splits, prep.teacher, prep.student_init, prep.encoded
+    splits, teacher = prep.splits, prep.teacher
     info: dict[str, Any] = prep.info()
     atomic_write_json(exp_dir / "run_info.json", info)
     print(f"data: {splits.source} ({len(splits.train)} train / {len(splits.val)} val / "
@@ -169,17 +168,17 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
     anchors = cfg.anchor_points() if srch.anchors else []
     storage = RDBStorage(f"sqlite:///{(exp_dir / 'optuna.db').resolve()}")
     searcher = PruneAwareOptunaSearch(
-        metric=srch.metric, mode=srch.mode, points_to_evaluate=anchors or None,
+        # several objectives (e.g. macro-F1 vs latency): Optuna's multi-objective TPE
+        metric=srch.objectives or srch.metric,
+        mode=srch.modes if srch.objectives else srch.mode, points_to_evaluate=anchors or None,
         sampler=TPESampler(seed=srch.seed), storage=storage, study_name=cfg.name,
         max_epochs=cfg.train.epochs)
     scheduler = AnchoredASHA(anchors, metric=srch.metric, mode=srch.mode,
                              time_attr="training_iteration", max_t=cfg.train.epochs,
                              grace_period=srch.grace_period, reduction_factor=srch.reduction_factor)
     trainable = tune.with_resources(
-        tune.with_parameters(kd_trial, train=s_enc["train"], val=s_enc["val"],
-                             teacher_logits=np.ascontiguousarray(teacher.logits["train"]),
-                             student_init=student_init, label_names=splits.label_names,
-                             fixed=cfg.fixed, threads=max(1, int(srch.cpus_per_trial))),
+        tune.with_parameters(kd_trial, data=prep.trial_data(cfg),
+                             threads=max(1, int(srch.cpus_per_trial))),
         {"cpu": srch.cpus_per_trial, "gpu": srch.gpus_per_trial})
     run_config = tune.RunConfig(
         name="tune", storage_path=str(exp_dir.resolve()),

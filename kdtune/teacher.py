@@ -86,8 +86,9 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer) -> str:
-    t: TeacherConfig = cfg.teacher
+def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer,
+              teacher: TeacherConfig | None = None) -> str:
+    t = teacher or cfg.teacher
     source = t.finetuned or t.model
     parts = {
         "version": CACHE_VERSION,
@@ -153,9 +154,10 @@ def load_cached(folder: Path, key: str) -> TeacherArtifacts | None:
 
 
 def fine_tune(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_names: list[str],
-              device: torch.device | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+              device: torch.device | None = None, teacher: TeacherConfig | None = None
+              ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Fine-tune the teacher base model with cross-entropy (or load ``teacher.finetuned``)."""
-    t = cfg.teacher
+    t = teacher or cfg.teacher
     if t.finetuned:
         return load_finetuned(t.finetuned, label_names, "teacher.finetuned"), {"fine_tuned": False}
     seed_everything(t.seed)
@@ -172,17 +174,17 @@ def fine_tune(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_names: l
 
 
 def prepare_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_names: list[str],
-                    tokenizer, data_fingerprint: str,
-                    device: torch.device | None = None) -> TeacherArtifacts:
-    """Return the cached teacher for this config and data, building the cache if needed."""
-    key = cache_key(cfg, data_fingerprint, tokenizer)
+                    tokenizer, data_fingerprint: str, device: torch.device | None = None,
+                    teacher: TeacherConfig | None = None) -> TeacherArtifacts:
+    """Return the cached teacher (``cfg.teacher`` or ``teacher``), building the cache if needed."""
+    key = cache_key(cfg, data_fingerprint, tokenizer, teacher)
     folder = Path(cfg.cache_dir) / "teachers" / key
     cached = load_cached(folder, key)
     if cached is not None:
         log.info("teacher cache hit: %s (fine-tuned teacher and logits reused)", folder)
         return cached
     log.info("teacher cache miss: building %s", folder)
-    model, info = fine_tune(cfg, encoded, label_names, device)
+    model, info = fine_tune(cfg, encoded, label_names, device, teacher)
     logits, metrics = {}, {"key": key, "params": count_parameters(model), **info}
     for split in SPLITS:
         logits[split] = predict_logits(model, encoded[split], cfg.train.eval_batch_size)
@@ -207,3 +209,50 @@ def prepare_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_na
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return TeacherArtifacts(key, folder, logits, metrics, cache_hit=False)
+
+
+def hidden_states(artifacts: TeacherArtifacts, data: Encoded, layers: list[int],
+                  batch_size: int = 64) -> dict[int, np.ndarray]:
+    """The teacher's token hidden states after the given blocks, cached beside its logits.
+
+    Stored ragged like the token ids (``[total_tokens, hidden]`` float16 per block, rows
+    aligned with ``data.offsets``), so a student with the same tokenizer gathers its targets
+    per batch without padding waste. Block ``i`` means ``hidden_states[i + 1]`` (0 = embeddings).
+    """
+    folder = artifacts.dir / "hidden"
+    wanted = {i: folder / f"train_block{i}.npy" for i in layers}
+    out: dict[int, np.ndarray] = {}
+    for i, path in wanted.items():
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except (OSError, ValueError):
+            continue
+        if arr.shape[0] == int(data.offsets[-1]):
+            out[i] = arr
+    missing = [i for i in layers if i not in out]
+    if not missing:
+        return out
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(artifacts.model_dir)
+    model.eval()
+    width = model.config.hidden_size
+    flat = {i: np.zeros((int(data.offsets[-1]), width), dtype=np.float16) for i in missing}
+    from kdtune.data import batch_indices
+
+    with torch.inference_mode():
+        for index in batch_indices(data.lengths, batch_size, shuffle=False):
+            states = model(**data.collate(index), output_hidden_states=True).hidden_states
+            for i in missing:
+                h = states[i + 1].float().numpy()
+                for row, j in enumerate(index):
+                    n = data.lengths[j]
+                    flat[i][data.offsets[j]:data.offsets[j] + n] = h[row, :n]
+    folder.mkdir(exist_ok=True)
+    for i in missing:
+        tmp = folder / f".train_block{i}.{os.getpid()}.npy"
+        np.save(tmp, flat[i])
+        os.replace(tmp, wanted[i])  # atomic; a damaged file fails the shape check and is rebuilt
+        out[i] = np.load(wanted[i], mmap_mode="r")
+        log.info("cached teacher hidden states of block %d: %.0f MB", i, flat[i].nbytes / 1e6)
+    return out

@@ -1,9 +1,10 @@
 """The Ray Tune adapter: one trial = build the student, run the trainer, report each epoch.
 
-Everything heavy (tokenised splits, cached teacher logits, the student's initial weights) arrives
-through ``tune.with_parameters``, i.e. Ray's object store, where numpy arrays are shared
-zero-copy by every trial on a node and shipped once to other nodes. Trials never load the
-teacher. The trainer knows nothing of Ray: this module only adds a reporting callback.
+Everything heavy (a :class:`~kdtune.recipe.TrialData`: tokenised splits, cached teacher
+logits and hidden states, the student's initial weights) arrives through
+``tune.with_parameters``, i.e. Ray's object store, where numpy arrays are shared zero-copy by
+every trial on a node and shipped once to other nodes. Trials never load the teacher. The
+trainer knows nothing of Ray: this module only adds a reporting callback.
 """
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from ray import tune
-from safetensors.torch import load_file, save_file
 
-from kdtune.data import Encoded
-from kdtune.models import StudentInit
-from kdtune.trainer import DivergedError, EpochMetrics, Trainer, TrainParams, seed_everything
+from kdtune.models import load_weights, save_weights
+from kdtune.recipe import TrialData, build_trainer, size_metrics
+from kdtune.trainer import DivergedError, EpochMetrics, Trainer
 
-WEIGHTS = "model.safetensors"
 STATE = "history.json"
 
 
@@ -36,36 +34,22 @@ def epoch_report(m: EpochMetrics, label_names: list[str]) -> dict[str, Any]:
     return d
 
 
-def save_weights(model: torch.nn.Module, folder: Path) -> None:
-    # contiguous + clone: tied or sliced tensors must be stored as independent buffers.
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS))
-
-
-def load_weights(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
-    model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)), strict=False)
-    return model
-
-
-def kd_trial(config: dict[str, Any], *, train: Encoded, val: Encoded,
-             teacher_logits: np.ndarray | None, student_init: StudentInit,
-             label_names: list[str], fixed: dict[str, Any], threads: int) -> None:
-    """Ray Tune function trainable. ``config`` holds the sampled values; ``fixed`` the rest."""
+def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int) -> None:
+    """Ray Tune function trainable. ``config`` holds the sampled values; ``data`` the rest."""
     torch.set_num_threads(max(1, threads))
-    values = {**fixed, **config}
-    params = TrainParams.from_dict(values)
-    seed_everything(params.seed)
-    model = student_init.build(dropout=values.get("dropout"))
+    trainer = build_trainer(config, data)
+    model = trainer.model
+    label_names = data.label_names
+    sizes = size_metrics(model, data.val)  # the architecture is fixed: measure once
 
     def report(m: EpochMetrics, trainer: Trainer) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             save_weights(trainer.model, Path(tmp))
             (Path(tmp) / STATE).write_text(json.dumps([h.as_dict() for h in trainer.history]))
-            tune.report(epoch_report(m, label_names),
+            tune.report({**epoch_report(m, label_names), **sizes},
                         checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    trainer = Trainer(model, train, val, params, label_names, teacher_logits=teacher_logits,
-                      callbacks=[report])
+    trainer.callbacks.append(report)
     start_epoch = 1
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # a resumed search: continue after the last finished epoch
@@ -78,7 +62,7 @@ def kd_trial(config: dict[str, Any], *, train: Encoded, val: Encoded,
         # A diverged trial ends normally with the worst score so ASHA and TPE learn from it,
         # and the results keep the reason; the search goes on.
         worst = {"val_macro_f1": 0.0, "val_accuracy": 0.0}
-        tune.report({**worst, "epoch": len(trainer.history) + 1, "loss": math.nan,
+        tune.report({**worst, **sizes, "epoch": len(trainer.history) + 1, "loss": math.nan,
                      "diverged": True, "error": str(exc)})
     finally:
         del trainer, model  # free the student's memory before the actor is reused (ray#23971)

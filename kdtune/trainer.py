@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtune.data import Encoded, batch_indices
-from kdtune.losses import kd_loss
+from kdtune.losses import feature_loss, kd_loss
 from kdtune.models import pick_device
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ class TrainParams:
     clip_norm: float = 1.0
     seed: int = 0
     group_by_length: bool = True
+    beta: float = 0.0
+    feature_loss: str = "mse"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainParams:
@@ -73,6 +75,7 @@ class EpochMetrics:
     val_macro_f1: float
     val_f1_per_class: list[float] = field(default_factory=list)
     epoch_lr: float = 0.0  # the scheduled learning rate at the epoch's start
+    feature_loss: float = 0.0  # the hidden-state loss (before beta), 0 without feature KD
     epoch_seconds: float = 0.0
     train_examples_per_s: float = 0.0
 
@@ -135,7 +138,9 @@ class Trainer:
     def __init__(self, model: nn.Module, train: Encoded, val: Encoded, params: TrainParams,
                  label_names: Sequence[str], teacher_logits: np.ndarray | None = None,
                  device: torch.device | None = None, callbacks: Sequence[Callback] = (),
-                 progress: bool = False, progress_desc: str = "train"):
+                 progress: bool = False, progress_desc: str = "train",
+                 feature_targets: dict[int, np.ndarray] | None = None,
+                 feature_pairs: Sequence[tuple[int, int]] = ()):
         if teacher_logits is not None and len(teacher_logits) != len(train):
             raise ValueError(f"{len(teacher_logits)} teacher logits for {len(train)} train rows")
         if teacher_logits is None and params.alpha < 1.0:
@@ -147,11 +152,27 @@ class Trainer:
         self.teacher_logits = (torch.from_numpy(np.array(teacher_logits, dtype=np.float32))
                                if teacher_logits is not None else None)
         self.callbacks = list(callbacks)
+        # Feature KD: student block s is pulled towards teacher block t's cached hidden states,
+        # through a learned projection when the widths differ.
+        self.feature_pairs = list(feature_pairs) if params.beta > 0 else []
+        self.feature_targets = feature_targets or {}
+        if self.feature_pairs:
+            missing = {t for _, t in self.feature_pairs} - set(self.feature_targets)
+            if missing:
+                raise ValueError(f"no cached teacher hidden states for blocks {sorted(missing)}")
+            s_width = model.config.hidden_size
+            self.projections = nn.ModuleList(
+                nn.Identity() if self.feature_targets[t].shape[1] == s_width
+                else nn.Linear(s_width, self.feature_targets[t].shape[1])
+                for _, t in self.feature_pairs).to(self.device)
+        else:
+            self.projections = nn.ModuleList()
         self.progress, self.progress_desc = progress, progress_desc
         self.train_labels = torch.from_numpy(np.array(train.labels, dtype=np.int64))
         self.steps_per_epoch = math.ceil(len(train) / params.batch_size)
         decay, no_decay = [], []
-        for name, p in model.named_parameters():
+        named = [*model.named_parameters(), *self.projections.named_parameters(prefix="proj")]
+        for name, p in named:
             (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": params.weight_decay},
@@ -172,7 +193,7 @@ class Trainer:
         p, device = self.params, self.device
         self.model.train()
         # Sums stay on the device: one host sync per epoch, not per step.
-        sums = torch.zeros(4, device=device)  # loss, ce, kd, correct
+        sums = torch.zeros(5, device=device)  # loss, ce, kd, correct, feature
         seen = 0
         batches = batch_indices(self.train_data.lengths, p.batch_size, shuffle=True,
                                 seed=p.seed * 1000 + epoch, group_by_length=p.group_by_length)
@@ -184,28 +205,53 @@ class Trainer:
                      for k, v in self.train_data.collate(index).items()}
             labels = self.train_labels[index].to(device, non_blocking=True)
             with _autocast(device):
-                logits = self.model(**batch).logits
+                out = self.model(**batch, output_hidden_states=bool(self.feature_pairs))
+            logits = out.logits
             if self.teacher_logits is not None:
                 teacher = self.teacher_logits[index].to(device, non_blocking=True)
                 parts = kd_loss(logits, teacher, labels, p.alpha, p.temperature)
             else:
                 ce = nn.functional.cross_entropy(logits.float(), labels)
                 parts = (ce, ce, torch.zeros((), device=device))
+            total, feat = parts[0], torch.zeros((), device=device)
+            if self.feature_pairs:
+                feat = self._feature_loss(out.hidden_states, index, batch["attention_mask"])
+                total = total + p.beta * feat
             self.optimizer.zero_grad(set_to_none=True)
-            parts[0].backward()
-            nn.utils.clip_grad_norm_(self.model.parameters(), p.clip_norm)
+            total.backward()
+            nn.utils.clip_grad_norm_([*self.model.parameters(), *self.projections.parameters()],
+                                     p.clip_norm)
             self.optimizer.step()
             self.scheduler.step()
             n = len(index)
-            sums += torch.stack([parts[0].detach() * n, parts[1].detach() * n,
+            sums += torch.stack([total.detach() * n, parts[1].detach() * n,
                                  parts[2].detach() * n,
-                                 (logits.detach().argmax(-1) == labels).sum().float()])
+                                 (logits.detach().argmax(-1) == labels).sum().float(),
+                                 feat.detach() * n])
             seen += n
-        loss, ce, kd, correct = (sums / seen).tolist()
-        if not all(math.isfinite(v) for v in (loss, ce, kd)):
+        loss, ce, kd, correct, feat = (sums / seen).tolist()
+        if not all(math.isfinite(v) for v in (loss, ce, kd, feat)):
             raise DivergedError(f"loss became {loss} in epoch {epoch} "
                                 f"(learning_rate={p.learning_rate:g})")
-        return {"loss": loss, "ce_loss": ce, "kd_loss": kd, "train_accuracy": correct}
+        return {"loss": loss, "ce_loss": ce, "kd_loss": kd, "train_accuracy": correct,
+                "feature_loss": feat}
+
+    def _feature_loss(self, student_states: tuple[torch.Tensor, ...], index: np.ndarray,
+                      mask: torch.Tensor) -> torch.Tensor:
+        """Mean hidden-state loss over the student/teacher block pairs for one batch."""
+        lengths = self.train_data.lengths[index]
+        offsets = self.train_data.offsets[index]
+        width = mask.shape[1]
+        total = torch.zeros((), device=self.device)
+        for proj, (s_block, t_block) in zip(self.projections, self.feature_pairs, strict=True):
+            flat = self.feature_targets[t_block]
+            target = np.zeros((len(index), width, flat.shape[1]), dtype=np.float32)
+            for row, (start, n) in enumerate(zip(offsets, lengths, strict=True)):
+                target[row, :n] = flat[start:start + n]
+            student = proj(student_states[s_block + 1].float())
+            total = total + feature_loss(student, torch.from_numpy(target).to(self.device), mask,
+                                         self.params.feature_loss)
+        return total / len(self.feature_pairs)
 
     def evaluate(self) -> dict[str, Any]:
         logits = predict_logits(self.model, self.val_data, self.params.eval_batch_size,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from typing import Any
 
@@ -23,7 +22,7 @@ from ray.tune import Callback
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from kdtune.config import ExperimentConfig, ParamSpace
+from kdtune.config import ExperimentConfig, ParamSpace, is_anchor
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +42,6 @@ def tune_distribution(p: ParamSpace):
 
 def param_space(cfg: ExperimentConfig) -> dict[str, Any]:
     return {p.name: tune_distribution(p) for p in cfg.space}
-
-
-def is_anchor(config: dict[str, Any], anchors: list[dict[str, Any]]) -> bool:
-    def same(a: Any, b: Any) -> bool:
-        if isinstance(a, float) or isinstance(b, float):
-            return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-        return a == b
-
-    return any(all(k in config and same(config[k], v) for k, v in a.items()) for a in anchors)
-
-
-def anchor_label(config: dict[str, Any], anchors: list[dict[str, Any]]) -> str:
-    """'baseline' for the CE-only anchor, 'seed default' for alpha 0.7 / T 3, else ''."""
-    for label, anchor in zip(("baseline", "seed default"), anchors, strict=False):
-        if is_anchor(config, [anchor]):
-            return label
-    return ""
 
 
 class AnchoredASHA(ASHAScheduler):
@@ -87,7 +69,7 @@ class PruneAwareOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         super().on_trial_result(trial_id, result)
-        value = result.get(self.metric)
+        value = None if isinstance(self.metric, list) else result.get(self.metric)
         if value is not None and not result.get("diverged"):
             sign = 1 if self.mode == "max" else -1
             old = self._best.get(trial_id)

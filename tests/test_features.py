@@ -1,0 +1,136 @@
+"""Beyond logits: feature KD, multi-teacher KD and student size, each end to end on tiny data."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from kdtune import search
+from kdtune.config import ConfigError, load_config, parse_config
+from kdtune.losses import combine_teacher_logits, feature_loss
+from kdtune.pareto import choose, pareto_mask
+from kdtune.recipe import feature_pairs
+
+
+def test_feature_loss_by_hand():
+    s = torch.tensor([[[1.0, 0.0], [3.0, 3.0]]])
+    t = torch.tensor([[[0.0, 0.0], [0.0, 0.0]]])
+    mask = torch.tensor([[1, 0]])  # the second token is padding and must not count
+    assert feature_loss(s, t, mask, "mse").item() == pytest.approx(0.5)
+    t2 = torch.tensor([[[0.0, 2.0], [9.0, 9.0]]])  # orthogonal to the real token: 1 - cos = 1
+    assert feature_loss(s, t2, mask, "cosine").item() == pytest.approx(1.0)
+    assert feature_loss(s, s.clone(), torch.ones(1, 2), "cosine").item() == pytest.approx(0.0,
+                                                                                         abs=1e-6)
+
+
+def test_combine_teachers_by_hand():
+    a = torch.tensor([[2.0, 0.0]])
+    b = torch.tensor([[0.0, 4.0]])
+    assert combine_teacher_logits([a, b], [0.25, 0.75]).tolist() == [[0.5, 3.0]]
+    conf = combine_teacher_logits([a, b], [0.5, 0.5], "confidence")
+    pa, pb = torch.softmax(a, -1).max().item(), torch.softmax(b, -1).max().item()
+    wa = pa / (pa + pb)
+    assert conf[0].tolist() == pytest.approx([2 * wa, 4 * (1 - wa)], rel=1e-5)
+
+
+def test_pairs_and_pareto():
+    assert feature_pairs([0, 5], 2, 6) == [(0, 0), (1, 5)]
+    assert feature_pairs(None, 3, 6) == [(0, 1), (1, 3), (2, 5)]
+    frame = pd.DataFrame({"f1": [0.90, 0.89, 0.80, 0.85], "ms": [10.0, 4.0, 3.0, 5.0]})
+    mask = pareto_mask(frame, ["f1", "ms"], ["max", "min"])
+    assert mask.tolist() == [True, True, True, False]  # (0.85, 5) is dominated by (0.89, 4)
+    front = frame[mask]
+    assert choose(front, "f1", "max", "ms", 0.015) == 1
+    assert choose(front, "f1", "max", "ms", 0.0) == 0
+
+
+def _raw(**space):
+    raw = load_config("search_spaces/smoke.yaml").to_dict()
+    raw["space"].update(space)
+    return raw
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (lambda r: r["train"].update(beta=-1.0), "train.beta"),
+    (lambda r: r["space"].update(beta={"type": "uniform", "low": -1, "high": 1}), "space.beta"),
+    (lambda r: r["train"].update(teacher_weights=[0.7, 0.7]), "train.teacher_weights"),
+    (lambda r: r["train"].update(teacher_weights=[0.5, 0.5]), "train.teacher_weights"),
+    (lambda r: r["space"].update(teacher_weight={"type": "uniform", "low": 0, "high": 1}),
+     "train.teacher_weight"),
+    (lambda r: r["space"].update(layers={"type": "choice", "values": [[0, 5], [3, 1]]}),
+     "space.layers"),
+    (lambda r: r["space"].update(layers={"type": "uniform", "low": 0, "high": 5}), "space.layers"),
+    (lambda r: r["search"].update(objectives=["latency_ms", "val_macro_f1"]), "search.objectives"),
+    (lambda r: r["search"].update(objectives=["val_macro_f1", "speed"]), "search.objectives"),
+    (lambda r: r["train"].update(feature_loss="l1"), "train.feature_loss"),
+])
+def test_new_options_are_validated(mutate, field):
+    raw = _raw()
+    mutate(raw)
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert err.value.field == field
+
+
+def _space(tmp_path, name, mutate):
+    raw = load_config("search_spaces/smoke.yaml").to_dict()
+    raw["name"] = name
+    raw["search"]["num_samples"] = 4
+    mutate(raw)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _run(tmp_path, name, mutate):
+    path = _space(tmp_path, name, mutate)
+    assert search.main(["--space", str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
+    exp = tmp_path / name
+    return exp, pd.read_csv(exp / "history.csv", dtype={"trial_id": str}), \
+        pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
+
+
+def test_feature_kd_end_to_end(tmp_path):
+    exp, history, trials = _run(tmp_path, "feat", lambda r: r["space"].update(
+        beta={"type": "uniform", "low": 0.0, "high": 2.0}))
+    searched = trials[trials["anchor"].isna()]
+    assert len(searched) == 2 and (searched["beta"] > 0).all()
+    feat = history[history["trial_id"].isin(searched["trial_id"])]["feature_loss"]
+    assert (feat > 0).all()  # the searched trials trained with a hidden-state loss
+    anchors = trials[trials["anchor"].notna()]
+    assert (anchors["beta"] == 0).all()  # the references distil logits only
+    info = json.loads((exp / "run_info.json").read_text())
+    assert info["feature_cache_mb"] > 0
+    assert json.loads((exp / "evaluation.json").read_text())["models"]["distilled"]
+
+
+def test_bad_layer_index_is_one_line(tmp_path, capsys):
+    path = _space(tmp_path, "badlayers", lambda r: r["space"].update(
+        layers={"type": "choice", "values": [[0, 5], [0, 9]]}))
+    assert search.main(["--space", str(path), "--results-dir", str(tmp_path)]) == 2
+    assert "space.layers: indices must be < 6" in capsys.readouterr().err
+
+
+def test_multi_teacher_and_student_size_end_to_end(tmp_path):
+    def mutate(r):
+        r["extra_teachers"] = [{"model": "embedded:all-MiniLM-L6-v2", "epochs": 1,
+                                "learning_rate": 2.0e-4, "seed": 1}]
+        r["space"]["teacher_weight"] = {"type": "uniform", "low": 0.0, "high": 1.0}
+        r["space"]["layers"] = {"type": "choice", "values": [[0, 5], [0, 2, 5]]}
+        r["search"]["objectives"] = ["val_macro_f1", "latency_ms"]
+    exp, history, trials = _run(tmp_path, "multi", mutate)
+    info = json.loads((exp / "run_info.json").read_text())
+    assert len(info["extra_teachers"]) == 1
+    assert info["extra_teachers"][0]["key"] != info["teacher_key"]
+    assert trials["teacher_weight"].between(0, 1).all()
+    assert {"latency_ms", "params"} <= set(trials.columns)
+    # two-block and three-block students have different sizes
+    sizes = trials.groupby(trials["layers"].astype(str))["params"].first()
+    assert len(sizes) == 1 or sizes.nunique() == len(sizes)
+    front = pd.read_csv(exp / "pareto.csv", dtype={"trial_id": str})
+    best = json.loads((exp / "best_trial.json").read_text())
+    assert best["trial_id"] in set(front["trial_id"])
+    assert np.isfinite(front["latency_ms"]).all()
