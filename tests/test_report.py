@@ -2,7 +2,8 @@
 
 One module-scoped search (``search_spaces/smoke.yaml``, 4 trials; the teacher cache in
 ``.cache/kdtune`` is reused) is rendered once; a copy of it with the final files removed plays
-the interrupted search. The HTML is opened in headless Chromium.
+the interrupted search, and a copy given latencies, a Pareto front and a multi-objective Optuna
+study plays a multi-objective search. The HTML is opened in headless Chromium.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import confusion_matrix
 
 from kdtune import report, search
+from kdtune.pareto import choose, pareto_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 PNGS = ("alpha_temperature", "learning_curves", "losses_best_trial", "optuna_history",
@@ -57,6 +60,73 @@ def partial(experiment, tmp_path_factory) -> Path:
     (copy / "retrain" / "comparison.md").write_text(
         "# Multi-seed comparison\n\n| model | test macro-F1 |\n|---|---|\n| baseline | 0.1 ± 0.01 |\n")
     _age(copy, seconds=3600)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        report.render(copy, efficiency=False)
+    return copy
+
+
+LATENCY = (40.0, 30.0, 20.0, 50.0)  # by rank: the worst trial is also the slowest (dominated)
+LAYERS = ("[0, 2, 5]", "[0, 5]", "[0, 5]", "[0, 2, 5]")
+PARAMS = {"[0, 5]": 15_300_000.0, "[0, 2, 5]": 17_100_000.0}
+
+
+@pytest.fixture(scope="module")
+def multi_objective(experiment, tmp_path_factory) -> Path:
+    """A copy of the search made multi-objective (val macro-F1 vs latency) after the fact.
+
+    Latencies, student layers, a feature loss, an extra teacher and a multi-objective Optuna
+    study are synthetic; pareto.csv and the chosen point are computed as kdtune.results does.
+    """
+    import optuna
+
+    copy = tmp_path_factory.mktemp("multi") / experiment.name
+    shutil.copytree(experiment, copy, ignore=shutil.ignore_patterns("models", "report*", "optuna.db"))
+    raw = yaml.safe_load((copy / "config.yaml").read_text())
+    trials = pd.read_csv(copy / "trials.csv", dtype=ID)
+    assert len(trials) == len(LATENCY)
+    f1 = trials["best_val_macro_f1"]
+    raw["search"]["objectives"] = ["val_macro_f1", "latency_ms"]
+    raw["search"]["f1_tolerance"] = float(f1.iloc[0] - f1.iloc[1]) + 1e-9  # the 2nd is close enough
+    raw["space"]["layers"] = {"type": "choice", "values": [[0, 5], [0, 2, 5]]}
+    (copy / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg = report.load_experiment(copy).cfg
+    trials["layers"], trials["latency_ms"] = list(LAYERS), list(LATENCY)
+    trials["params"] = trials["layers"].map(PARAMS)
+    trials.to_csv(copy / "trials.csv", index=False)
+    ok = trials[trials["status"].isin(["completed", "stopped early"])]
+    cols = ["best_val_macro_f1", "latency_ms"]
+    front = ok[pareto_mask(ok, cols, cfg.search.modes)].sort_values("latency_ms")
+    front.to_csv(copy / "pareto.csv", index=False)
+    chosen = front.loc[choose(front, cols[0], "max", cols[1], cfg.search.f1_tolerance)]
+    best = json.loads((copy / "best_trial.json").read_text())
+    best.update(trial_id=chosen["trial_id"], score=chosen["best_val_macro_f1"],
+                best_epoch=int(chosen["best_epoch"]),
+                anchor=chosen["anchor"] if isinstance(chosen["anchor"], str) else "")
+    best["config"].update({k: chosen[k] for k in ("alpha", "temperature", "learning_rate")},
+                          layers=json.loads(chosen["layers"]))
+    (copy / "best_trial.json").write_text(json.dumps(best))
+    evaluation = json.loads((copy / "evaluation.json").read_text())
+    evaluation["picks"]["best"] = chosen["trial_id"]  # as kdtune.results.pick_trials does
+    (copy / "evaluation.json").write_text(json.dumps(evaluation))
+
+    history = pd.read_csv(copy / "history.csv", dtype=ID)
+    history["feature_loss"] = 0.25 / history["epoch"]
+    history.to_csv(copy / "history.csv", index=False)
+    info = json.loads((copy / "run_info.json").read_text())
+    info.update(extra_teachers=[{"key": "0123abcd", "dir": "x", "val_accuracy": 0.8,
+                                 "test_accuracy": 0.79}], feature_cache_mb=12.34)
+    (copy / "run_info.json").write_text(json.dumps(info))
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=cfg.name, storage=f"sqlite:///{copy / 'optuna.db'}",
+                                directions=[f"{m}imize" for m in cfg.search.modes])
+    dists = {"alpha": optuna.distributions.FloatDistribution(0.0, 1.0),
+             "temperature": optuna.distributions.FloatDistribution(1.0, 10.0)}
+    for _, r in trials.iterrows():
+        study.add_trial(optuna.trial.create_trial(
+            params={k: float(r[k]) for k in dists}, distributions=dists,
+            values=[float(r["best_val_macro_f1"]), float(r["latency_ms"])]))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ROOT)
         report.render(copy, efficiency=False)
@@ -274,3 +344,53 @@ def test_rerender_reuses_the_efficiency_measurement(experiment, capsys):
     assert cache.stat().st_mtime_ns == before
     assert "report.html" in capsys.readouterr().out
     assert "Cached measurement" in (experiment / "report.md").read_text()
+
+
+def test_multi_objective_search_gets_a_pareto_front(multi_objective):
+    exp = multi_objective
+    md = (exp / "report.md").read_text()
+    front = pd.read_csv(exp / "pareto.csv", dtype=ID)
+    chosen = json.loads((exp / "best_trial.json").read_text())["trial_id"]
+    trials = pd.read_csv(exp / "trials.csv", dtype=ID)
+    assert trials["trial_id"].iloc[-1] not in set(front["trial_id"])  # worst and slowest
+    assert chosen != trials["trial_id"].iloc[0]  # a faster trial within f1_tolerance of the best
+
+    assert "## Pareto front: val macro-F1 vs latency_ms" in md
+    png = exp / "report" / "pareto_front.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](report/pareto_front.png)" in md
+    table = md_table(md, "## Pareto front")
+    assert list(table["trial"]) == list(front.sort_values("latency_ms")["trial_id"])
+    assert list(table.loc[table["chosen"] == "chosen", "trial"]) == [chosen]
+    assert set(table["chosen"]) <= {"chosen", ""}
+    by_id = front.set_index("trial_id")
+    for _, row in table.iterrows():
+        src = by_id.loc[row["trial"]]
+        assert row["layers"] == src["layers"]
+        assert row["latency_ms"] == _r4(src["latency_ms"])
+        assert row["params"] == str(int(src["params"]))
+        assert row["best val macro-F1"] == _r4(src["best_val_macro_f1"])
+        assert row["alpha"] == _r4(src["alpha"]) and row["temperature"] == _r4(src["temperature"])
+    section = md.split("## Pareto front", 1)[1].split("\n## ", 1)[0]
+    assert f"Chosen: trial `{chosen}`" in section
+    csv = pd.read_csv(exp / "report" / "pareto_front.csv", dtype=ID)
+    assert list(csv["trial"]) == list(table["trial"])
+
+    # the leaderboard shows every searched parameter and the cost columns
+    board = pd.read_csv(exp / "report" / "leaderboard.csv", dtype=ID)
+    assert list(board["trial"]) == list(trials["trial_id"])
+    assert list(board["layers"]) == list(trials["layers"])
+    np.testing.assert_allclose(board["latency_ms"], trials["latency_ms"])
+    assert list(board["params"]) == [int(v) for v in trials["params"]]
+    head = md.split("## Verdict")[0]
+    assert "extra teachers (1): `0123abcd` (val accuracy 0.8000, test accuracy 0.7900)" in head
+    assert "12.3 MB" in head and "`latency_ms` (min)" in head
+    verdict = md.split("## Verdict", 1)[1].split("\n## ", 1)[0]
+    assert f"trial `{chosen}`" in verdict and "Pareto front" in verdict
+    layers = trials.set_index("trial_id").loc[chosen, "layers"]
+    assert f"layers = {layers}" in verdict
+    assert "### KD loss, CE loss, feature loss and KD/CE ratio" in md
+    assert "(report/optuna_history.png)" in md  # a multi-objective study is plotted too
+    page = (exp / "report.html").read_text()
+    assert len(re.findall(r"src=.data:image/png;base64,", page)) == len(
+        re.findall(r"!\[[^\]]*\]\(report/", md))
+    assert f"<td>{chosen}</td><td>chosen</td>" in page
