@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import resource
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,17 @@ def epoch_report(m: EpochMetrics, label_names: list[str]) -> dict[str, Any]:
     per_class = d.pop("val_f1_per_class")
     d.update({f"val_f1_{name}": f for name, f in zip(label_names, per_class, strict=True)})
     d["diverged"] = False
+    d["peak_rss_mb"] = peak_rss_mb()
     return d
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this trial's process so far, in MB (the teacher is never loaded).
+
+    With ``reuse_actors`` it is the peak over every trial this actor has run.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int) -> None:
