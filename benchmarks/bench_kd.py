@@ -623,6 +623,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reduction-factor", type=int, help="ASHA reduction factor (row 3)")
     p.add_argument("--no-anchors", action="store_true",
                    help="search.anchors: false in rows 3-4 (no unstoppable anchor trials)")
+    p.add_argument("--rows", default="1,2,3,4,5",
+                   help="which rows to run, e.g. 1,2 on a machine without Ray (default: all)")
+    p.add_argument("--data", help="data file instead of the space's data.path (e.g. on a GPU box)")
+    p.add_argument("--teacher-model", help="teacher base model (hub name or folder) instead of "
+                   "the embedded MiniLM")
     p.add_argument("--memory-child", nargs=3, metavar=("KIND", "INPUTS", "OUT"),
                    help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -645,6 +650,9 @@ def resolve_mode(args: argparse.Namespace) -> Mode:
 
 def note_trial_rss(rows: list[Row]) -> None:
     """Add the peak RSS Ray trials reported themselves (if kdtune.trainable reports it) to row 5."""
+    numbers = {r.number for r in rows}
+    if not {4, 5} <= numbers:
+        return
     searches = next(r for r in rows if r.number == 4).raw
     peaks = {k: v["trial_peak_rss_mb"] for k, v in searches.items() if "trial_peak_rss_mb" in v}
     if peaks:
@@ -685,6 +693,11 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     cfg_dict = bench_config_dict(mode, device)
+    if args.data:
+        cfg_dict["data"]["path"] = str(Path(args.data).resolve())
+    if args.teacher_model:
+        cfg_dict["teacher"]["model"] = args.teacher_model
+    wanted = {int(r) for r in args.rows.split(",") if r.strip()}
     with tempfile.TemporaryDirectory(prefix="kdtune-bench-") as tmp:
         workdir = Path(tmp)
         cfg = load_config(write_space(cfg_dict, workdir, cfg_dict["name"]))
@@ -693,11 +706,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(prep.splits.val)} val rows, teacher cache "
               f"{'hit' if prep.teacher.cache_hit else 'built'}", flush=True)
         stages = {"prepare": time.perf_counter() - t0}
-        rows = timed(stages, "rows 1-2", epoch_rows, prep, cfg, mode, device)
-        rows.append(timed(stages, "row 5", memory_row, prep, cfg, device, workdir))
+        rows = timed(stages, "rows 1-2", epoch_rows, prep, cfg, mode, device) \
+            if wanted & {1, 2} else []
+        if 5 in wanted:
+            rows.append(timed(stages, "row 5", memory_row, prep, cfg, device, workdir))
         del prep
         gc.collect()
-        rows[2:2] = timed(stages, "rows 3-4", search_rows, cfg_dict, mode, workdir)
+        if wanted & {3, 4}:
+            rows += timed(stages, "rows 3-4", search_rows, cfg_dict, mode, workdir)
+        rows = [r for r in rows if r.number in wanted]
     rows.sort(key=lambda r: r.number)
     note_trial_rss(rows)
     table = markdown_table(rows)
