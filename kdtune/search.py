@@ -98,7 +98,8 @@ def _load(args: argparse.Namespace) -> tuple[ExperimentConfig, Path]:
         if not args.overwrite:
             raise ConfigError("--name", f"experiment {str(exp)!r} exists; pass --resume {exp} to "
                               "continue it, --overwrite to replace it, or another --name")
-        shutil.rmtree(exp)
+        if not args.dry_run:  # a dry run starts nothing and deletes nothing
+            shutil.rmtree(exp)
     return cfg, exp
 
 
