@@ -57,12 +57,12 @@ def plot_optuna(exp: Experiment, out_dir: Path) -> dict[str, PlotResult]:
         warnings.simplefilter("ignore")
         if finished:
             ax = ovm.plot_optimization_history(study, target=target,
-                                               target_name="val macro-F1 (last epoch)")
+                                               target_name="val macro-F1 (best epoch)")
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.figure.set_size_inches(8, 4.5)
             out["history"] = (save(ax.figure, out_dir / "optuna_history.png"),
-                              "Objective = the trial's last reported epoch (what Optuna was told)"
-                              f"{suffix}.")
+                              "Objective = each trial's best epoch (what kdtune tells Optuna; "
+                              f"trials ASHA stopped are PRUNED){suffix}.")
         else:
             out["history"] = (None, "No Optuna trial has finished yet.")
         if len(completed) < 2:
