@@ -23,14 +23,18 @@ from kdtune.models import count_parameters, load_weights
 from kdtune.pareto import choose, pareto_mask
 from kdtune.pipeline import Prepared
 from kdtune.recipe import TrialData, build_model
+from kdtune.status import (
+    OK_STATUSES,
+    STATUS_COMPLETED,
+    STATUS_DIVERGED,
+    STATUS_ERRORED,
+    STATUS_STOPPED,
+)
 from kdtune.trainer import classification_metrics, predict_logits
 
 log = logging.getLogger(__name__)
 
-STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERRORED, STATUS_DIVERGED = (
-    "completed", "stopped early", "errored", "diverged")
-#: Statuses of trials whose metrics are usable (the others errored or diverged).
-OK_STATUSES = (STATUS_COMPLETED, STATUS_STOPPED)
+
 
 
 def _last_line(text: Any) -> str:

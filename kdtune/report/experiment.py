@@ -23,7 +23,7 @@ log = logging.getLogger("kdtune.report")
 
 RUNNING_WINDOW_S = 60.0  # tune/ touched this recently: the search is still running
 STATE_FINISHED, STATE_RUNNING, STATE_INTERRUPTED = "finished", "running", "interrupted"
-OK_STATUSES = ("completed", "stopped early")  # trials whose metrics are usable
+
 # trial ids are hex ("1234e567", "00012345"): read them as text, never as numbers
 _TEXT_COLUMNS = {"trial_id": str, "anchor": str, "status": str, "error": str, "layers": str}
 

@@ -1,0 +1,154 @@
+"""Training and evaluating one seed of one model, and checking that the trial reproduces.
+
+:func:`train_run` trains with :func:`kdtune.recipe.build_trainer`, the recipe of a search trial,
+keeps the weights of the best validation epoch and evaluates them on the validation and held-out
+test splits; :func:`reproduction` compares the re-run trial with what the search recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kdtune.config import ExperimentConfig
+from kdtune.retrain.choose import Choice
+
+if TYPE_CHECKING:  # heavy imports are deferred so that bad input fails fast
+    import torch
+
+    from kdtune.pipeline import Prepared
+    from kdtune.recipe import TrialData
+
+log = logging.getLogger("kdtune.retrain")
+
+REPRODUCTION_TOLERANCE = 0.005  # 0.5 macro-F1 points
+
+
+@dataclass
+class Run:
+    """One seed of one model, evaluated at its best validation epoch."""
+
+    model: str  # "student" or "baseline"
+    seed: int
+    epochs: int
+    best_epoch: int | None
+    diverged: bool
+    seconds: float
+    history: list[dict[str, Any]]  # per-epoch EpochMetrics
+    val: dict[str, Any]  # classification_metrics
+    test: dict[str, Any]
+    test_predictions: np.ndarray = field(repr=False)
+    test_probs: np.ndarray = field(repr=False)
+
+    def row(self, label_names: list[str]) -> dict[str, Any]:
+        """The run's line of ``per_seed.csv``."""
+        out: dict[str, Any] = {"model": self.model, "seed": self.seed, "epochs": self.epochs,
+                               "best_epoch": self.best_epoch, "diverged": self.diverged}
+        for split, m in (("val", self.val), ("test", self.test)):
+            out[f"{split}_accuracy"] = m["accuracy"]
+            out[f"{split}_macro_f1"] = m["macro_f1"]
+            out.update({f"{split}_f1_{n}": m["per_class"][n]["f1"] for n in label_names})
+        out["train_seconds"] = self.seconds
+        return out
+
+
+def metric_columns(label_names: list[str]) -> list[str]:
+    """The metric columns of ``per_seed.csv`` that are summarised, test first."""
+    cols = []
+    for split in ("test", "val"):
+        cols += [f"{split}_macro_f1", f"{split}_accuracy", *(f"{split}_f1_{n}" for n in label_names)]
+    return cols
+
+
+def train_device(cfg: ExperimentConfig) -> torch.device:
+    """The device a search trial ran on: Ray hides CUDA from trials when gpus_per_trial is 0."""
+    import torch
+
+    from kdtune.models import pick_device
+
+    device = pick_device()
+    if device.type == "cuda" and cfg.search.gpus_per_trial <= 0:
+        return torch.device("cpu")
+    return device
+
+
+def train_run(prep: Prepared, cfg: ExperimentConfig, name: str, values: dict[str, Any],
+              device: torch.device, data: TrialData | None = None) -> tuple[Run, torch.nn.Module]:
+    """Train as ``kdtune.trainable.kd_trial`` does, keep the best validation epoch, evaluate."""
+    from scipy.special import softmax
+
+    from kdtune.recipe import build_trainer
+    from kdtune.trainer import (
+        DivergedError,
+        EpochMetrics,
+        Trainer,
+        classification_metrics,
+        predict_logits,
+    )
+
+    data = data or prep.trial_data(cfg)
+    metric, sign = cfg.search.metric, (1.0 if cfg.search.mode == "max" else -1.0)
+    best: dict[str, Any] = {}
+
+    def keep_best(m: EpochMetrics, trainer: Trainer) -> None:
+        score = sign * float(getattr(m, metric))
+        if "score" not in best or score > best["score"]:
+            best.update(score=score, epoch=m.epoch, state={
+                k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()})
+
+    # The same recipe as a search trial: seeding, student (slice), teachers, feature targets.
+    trainer = build_trainer(values, data, callbacks=[keep_best], device=device)
+    model, params = trainer.model, trainer.params
+    t0 = time.perf_counter()
+    diverged = False
+    try:
+        trainer.fit()
+    except DivergedError as exc:
+        diverged = True
+        log.warning("%s seed %d diverged (%s); evaluating its best finished epoch", name,
+                    params.seed, exc)
+    seconds = time.perf_counter() - t0
+    if "state" in best:
+        model.load_state_dict(best["state"])
+    metrics: dict[str, dict[str, Any]] = {}
+    test_logits = None
+    for split in ("val", "test"):
+        logits = predict_logits(model, prep.encoded[split], params.eval_batch_size, device)
+        metrics[split] = classification_metrics(prep.encoded[split].labels, logits.argmax(-1),
+                                                prep.label_names)
+        test_logits = logits
+    run = Run(name, params.seed, params.epochs, best.get("epoch"), diverged, seconds,
+              [h.as_dict() for h in trainer.history], metrics["val"], metrics["test"],
+              test_logits.argmax(-1), softmax(test_logits.astype(np.float64), axis=-1))
+    log.info("%s seed %d: best epoch %s, val macro-F1 %.4f, test macro-F1 %.4f (%.0f s)", name,
+             run.seed, run.best_epoch, run.val["macro_f1"], run.test["macro_f1"], seconds)
+    return run, model
+
+
+def reproduction(choice: Choice, run: Run | None, threads: int, device: str,
+                 note: str = "") -> dict[str, Any]:
+    """The re-run trial's validation macro-F1 at the trial's best epoch vs trials.csv's."""
+    out: dict[str, Any] = {
+        "trial_id": choice.trial_id, "seed": int(choice.config["seed"]),
+        "epochs": int(choice.config["epochs"]), "best_epoch": choice.best_epoch,
+        "trial_val_macro_f1": choice.trial_val_macro_f1, "retrained_val_macro_f1": None,
+        "difference": None, "tolerance": REPRODUCTION_TOLERANCE, "within_tolerance": None,
+        "checked": False, "threads": threads, "device": device, "note": note}
+    if run is None:
+        return out
+    if choice.best_epoch is None or choice.trial_val_macro_f1 is None:
+        out["note"] = "the search recorded no best epoch / validation macro-F1 for this trial"
+        return out
+    if choice.best_epoch > len(run.history):
+        out["note"] = (f"the re-run stopped after {len(run.history)} epoch(s), before the "
+                       f"trial's best epoch {choice.best_epoch} (diverged)")
+        return out
+    value = float(run.history[choice.best_epoch - 1]["val_macro_f1"])
+    diff = value - choice.trial_val_macro_f1
+    out.update(retrained_val_macro_f1=value, difference=diff, checked=True,
+               within_tolerance=bool(abs(diff) <= REPRODUCTION_TOLERANCE + 1e-12))
+    return out
