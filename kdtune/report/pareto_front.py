@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kdtune.report.experiment import OK_STATUSES, Experiment, param_value
+from kdtune.report.experiment import Experiment, param_value
 from kdtune.report.formatting import float_or_none, num
 from kdtune.report.plots import STATUS_MARKERS, pyplot, save
 from kdtune.report.tables import PARAM_LABELS, shown_params, size_values
+from kdtune.status import OK_STATUSES
 
 COST_LABELS = {"latency_ms": "latency (ms/example, batch 1, measured during the search)",
                "params": "parameters"}

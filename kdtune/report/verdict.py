@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kdtune.report.experiment import OK_STATUSES, STATE_RUNNING, Experiment, param_value
+from kdtune.report.experiment import STATE_RUNNING, Experiment, param_value
 from kdtune.report.formatting import num, signed
 from kdtune.report.tables import models, shown_params
+from kdtune.status import OK_STATUSES
 
 METRIC_NAMES = {"val_macro_f1": "macro-F1", "val_accuracy": "accuracy"}
 
