@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,24 @@ def ag_news() -> Path:
     if not AG_NEWS.is_file():
         pytest.fail(f"AG News data not found at {AG_NEWS}; tests need ../shared beside the repo")
     return AG_NEWS
+
+
+@pytest.fixture(scope="session")
+def smoke_search(tmp_path_factory, ag_news) -> Path:
+    """One real 4-trial smoke search, run once per test session and never modified.
+
+    Modules that write into an experiment take a copy (``copy_experiment``) instead.
+    """
+    from kdtune import search
+
+    out = tmp_path_factory.mktemp("session_results")
+    rc = search.main(["--space", "search_spaces/smoke.yaml", "--name", "smoke-session",
+                      "--num-samples", "4", "--results-dir", str(out), "--no-report"])
+    assert rc == 0
+    return out / "smoke-session"
+
+
+def copy_experiment(src: Path, parent: Path) -> Path:
+    dst = parent / src.name
+    shutil.copytree(src, dst)
+    return dst

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import copy_experiment
 from sklearn.metrics import confusion_matrix
 
-from kdtune import report, search
+from kdtune import report
 from kdtune.pareto import choose, pareto_mask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,16 +38,12 @@ ID = {"trial_id": str, "trial": str}
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("report_results")
-    name = f"report_{os.getpid()}"
+def experiment(smoke_search, tmp_path_factory) -> Path:
+    exp = copy_experiment(smoke_search, tmp_path_factory.mktemp("report_results"))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ROOT)  # the space names ../shared and .cache relative to the project root
-        rc = search.main(["--space", "search_spaces/smoke.yaml", "--name", name, "--num-samples", "4",
-                          "--results-dir", str(out), "--no-report"])
-        assert rc == 0
-        report.render(out / name)
-    return out / name
+        report.render(exp)
+    return exp
 
 
 @pytest.fixture(scope="module")

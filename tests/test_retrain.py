@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import copy_experiment
 
-from kdtune import retrain, search
+from kdtune import retrain
 from kdtune.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,17 +30,12 @@ LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A finished smoke search in a temporary results folder (data paths are repo-relative)."""
+def experiment(smoke_search: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the session's finished smoke search (data paths are repo-relative)."""
     previous = Path.cwd()
     os.chdir(ROOT)
     try:
-        results = tmp_path_factory.mktemp("results")
-        name = f"retrain-test-{uuid.uuid4().hex[:8]}"
-        rc = search.main(["--space", "search_spaces/smoke.yaml", "--name", name,
-                          "--results-dir", str(results), "--no-report", "--num-samples", "3"])
-        assert rc == 0
-        yield results / name
+        yield copy_experiment(smoke_search, tmp_path_factory.mktemp("results"))
     finally:
         os.chdir(previous)
 

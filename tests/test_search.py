@@ -11,12 +11,8 @@ STATUSES = {"completed", "stopped early", "errored", "diverged"}
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory):
-    out = tmp_path_factory.mktemp("results")
-    rc = search.main(["--space", "search_spaces/smoke.yaml", "--name", "e2e", "--results-dir",
-                      str(out), "--no-report"])
-    assert rc == 0
-    return out / "e2e"
+def experiment(smoke_search):
+    return smoke_search  # the session's 4-trial smoke search (tests/conftest.py), read only
 
 
 def test_results_files(experiment):
@@ -64,8 +60,8 @@ def test_summary_numbers_come_from_the_run(experiment):
 
 
 def test_existing_experiment_is_refused(experiment, capsys):
-    rc = search.main(["--space", "search_spaces/smoke.yaml", "--name", "e2e", "--results-dir",
-                      str(experiment.parent)])
+    rc = search.main(["--space", "search_spaces/smoke.yaml", "--name", experiment.name,
+                      "--results-dir", str(experiment.parent)])
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--resume" in err
