@@ -255,8 +255,17 @@ class ParamSpace:
                f"must be one of {', '.join(DISTRIBUTIONS)}, got {self.type!r}")
         if self.type == "choice":
             _check(bool(self.values), f"{where}.values", "choice needs a non-empty list of values")
+            if self.name not in ("layers", "batch_size"):  # PyYAML reads 1e-4 as a string
+                kind = float | None if self.name == "dropout" else float
+                coerced = [_type_ok(v, kind) for v in self.values]
+                bad = [v for (ok, _), v in zip(coerced, self.values, strict=True) if not ok]
+                _check(not bad, f"{where}.values", f"must be numbers, got {bad[0]!r}" if bad else "")
+                self.values = [c for _, c in coerced]
             for v in self.values:
-                validate_hparams({self.name: v}, "space")
+                try:
+                    validate_hparams({self.name: v}, "space")
+                except TypeError:
+                    raise ConfigError(f"{where}.values", f"{v!r} is not a valid {self.name}") from None
             return
         _check(self.low is not None and self.high is not None, where,
                f"{self.type} needs numeric low and high")
@@ -274,7 +283,7 @@ class ParamSpace:
     def contains(self, value: Any) -> bool:
         if self.type == "choice":
             return value in self.values
-        return self.low <= value <= self.high
+        return value is not None and self.low <= value <= self.high
 
 
 @dataclass
@@ -529,8 +538,11 @@ def is_anchor(config: dict[str, Any], anchors: list[dict[str, Any]]) -> bool:
 
 
 def anchor_label(config: dict[str, Any], anchors: list[dict[str, Any]]) -> str:
-    """'baseline' for the CE-only anchor, 'seed default' for alpha 0.7 / T 3, else ''."""
-    for label, anchor in zip(("baseline", "seed default"), anchors, strict=False):
-        if is_anchor(config, [anchor]):
-            return label
-    return ""
+    """'baseline' for the CE-only anchor (alpha = 1), 'seed default' for the other anchor.
+
+    An anchor is a baseline only when its own alpha is 1: with alpha not searched there is no
+    CE-only run, and the fixed-values anchor is labelled 'seed default'.
+    """
+    if not is_anchor(config, anchors):
+        return ""
+    return "baseline" if config.get("alpha") == 1.0 else "seed default"

@@ -153,11 +153,21 @@ def split_rows(frame: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, ...]
     if counts.min() < 3:
         raise ConfigError("data.label_column", f"class {counts.idxmin()} has {counts.min()} rows;"
                           " every class needs at least 3 to be split into train/val/test")
-    rest, test = train_test_split(frame, test_size=cfg.test_fraction, stratify=frame["label"],
-                                  random_state=cfg.seed)
-    val_share = cfg.val_fraction / (1.0 - cfg.test_fraction)
-    train, val = train_test_split(rest, test_size=val_share, stratify=rest["label"],
-                                  random_state=cfg.seed)
+    n_classes = frame["label"].nunique()
+    for name in ("max_train", "max_val", "max_test"):
+        cap = getattr(cfg, name)
+        if cap is not None and cap < 2 * n_classes:
+            raise ConfigError(f"data.{name}", f"{cap} rows cannot hold {n_classes} classes "
+                              f"stratified; use at least {2 * n_classes} or null")
+    try:
+        rest, test = train_test_split(frame, test_size=cfg.test_fraction,
+                                      stratify=frame["label"], random_state=cfg.seed)
+        val_share = cfg.val_fraction / (1.0 - cfg.test_fraction)
+        train, val = train_test_split(rest, test_size=val_share, stratify=rest["label"],
+                                      random_state=cfg.seed)
+    except ValueError as exc:  # e.g. a split too small for every class
+        raise ConfigError("data.val_fraction", f"cannot split {len(frame)} rows stratified "
+                          f"({str(exc).splitlines()[0]}); use larger fractions or more data") from None
     out = []
     for part, cap in ((train, cfg.max_train), (val, cfg.max_val), (test, cfg.max_test)):
         part = _cap(part, cap, cfg.seed).sort_index()

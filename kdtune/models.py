@@ -93,8 +93,10 @@ def load_classifier(name: str, label_names: list[str], *, dropout: float | None 
     try:
         config = AutoConfig.from_pretrained(path, **kwargs)
         set_dropout(config, dropout)
-        return AutoModelForSequenceClassification.from_pretrained(path, config=config)
-    except (OSError, ValueError) as exc:
+        # a checkpoint that already has a head for another label count gets a new head
+        return AutoModelForSequenceClassification.from_pretrained(path, config=config,
+                                                                  ignore_mismatched_sizes=True)
+    except (OSError, ValueError, RuntimeError) as exc:
         raise ConfigError(field_name, f"could not load {name!r} ({_first_line(exc)}); give a hub "
                           f"name, a local folder or {EMBEDDED_MODEL}") from None
 

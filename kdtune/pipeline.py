@@ -45,7 +45,8 @@ class Prepared:
             teacher_logits=[np.ascontiguousarray(t.logits["train"]) for t in self.teachers],
             student_init=self.student_init, label_names=self.label_names, fixed=cfg.fixed,
             slice_in_trial=self.slice_in_trial, teacher_layers=self.teacher_layers,
-            feature_targets=self.feature_targets)
+            feature_targets=self.feature_targets,
+            student_layers=list(cfg.student.layers) if cfg.student.model is None else None)
 
     def info(self) -> dict[str, Any]:
         """Facts about the run that results files record."""
@@ -73,6 +74,7 @@ def build_student_init(cfg: ExperimentConfig, label_names: list[str],
     """The student's initial weights: a slice of teacher layers, or a model of its own."""
     s = cfg.student
     if s.model is not None:
+        torch.manual_seed(cfg.train.seed)  # its new classifier head is seeded
         model = load_classifier(s.model, label_names, field_name="student.model")
         return StudentInit.from_model(model, f"`{s.model}`")
     source = (str(teacher.model_dir) if s.init == "finetuned"

@@ -34,6 +34,7 @@ class TrialData:
     slice_in_trial: bool = False  # student_init holds every teacher layer; slice per trial
     teacher_layers: int = 0  # the (main) teacher's block count, for feature-pair mapping
     feature_targets: dict[int, np.ndarray] = field(default_factory=dict)  # block -> [tokens, H]
+    student_layers: list[int] | None = None  # the fixed slice's teacher layers (None: hub model)
 
 
 def teacher_weights(values: dict[str, Any], n_teachers: int) -> list[float]:
@@ -86,7 +87,7 @@ def build_trainer(values: dict[str, Any], data: TrialData, callbacks: Sequence[C
     model = build_model(data, values)
     pairs: list[tuple[int, int]] = []
     if params.beta > 0:
-        layers = values.get("layers") if data.slice_in_trial else values.get("student_layers")
+        layers = values.get("layers") if data.slice_in_trial else data.student_layers
         pairs = feature_pairs(layers, model.config.num_hidden_layers, data.teacher_layers)
     return Trainer(model, data.train, data.val, params, data.label_names,
                    teacher_logits=combined_logits(data, values), device=device,

@@ -7,8 +7,10 @@ on the validation and held-out test splits, with predictions) and ``summary.md``
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -105,16 +107,30 @@ def _best_checkpoint(res, metric: str, mode: str):
     return pick(ranked, key=lambda cm: cm[1][metric])[0]
 
 
+TRIAL_MARK = "kdtune_trial.json"  # in an exported model folder: which trial it came from
+
+
 def evaluate_trial(res, cfg: ExperimentConfig, data: TrialData, encoded: dict[str, Encoded],
-                   label_names: list[str]) -> tuple[dict[str, Any], torch.nn.Module] | None:
-    """Validation and test metrics (and test predictions) of a trial's best checkpoint."""
+                   label_names: list[str], exported: Path | None = None
+                   ) -> tuple[dict[str, Any], torch.nn.Module] | None:
+    """Validation and test metrics (and test predictions) of a trial's best checkpoint.
+
+    After a finished search the checkpoints are pruned; a resumed one (``--restart-errored``)
+    then reads the same weights from the exported folder ``exported`` if it holds this trial.
+    """
     ckpt = _best_checkpoint(res, cfg.search.metric, cfg.search.mode)
-    if ckpt is None:
+    trial_id = (res.metrics or {}).get("trial_id")
+    mark = exported / TRIAL_MARK if exported is not None else None
+    if ckpt is not None and Path(ckpt.path).is_dir():
+        source, path = ckpt.path, Path(ckpt.path)
+    elif mark is not None and mark.is_file() and \
+            json.loads(mark.read_text()).get("trial_id") == trial_id:
+        source, path = str(exported), exported
+    else:
         return None
     model = build_model(data, {**data.fixed, **(res.config or {})})
-    with ckpt.as_directory() as folder:
-        load_weights(model, folder)
-    out: dict[str, Any] = {"params": count_parameters(model), "checkpoint": ckpt.path}
+    load_weights(model, path)
+    out: dict[str, Any] = {"params": count_parameters(model), "checkpoint": source}
     for split in ("val", "test"):
         logits = predict_logits(model, encoded[split], cfg.train.eval_batch_size)
         preds = logits.argmax(-1)
@@ -273,15 +289,20 @@ def write_results(exp_dir: Path, results, cfg: ExperimentConfig, prep: Prepared,
                "predictions": prep.teacher.logits[s].argmax(-1).tolist()} for s in ("val", "test")}}}
     for name in ("baseline", "distilled"):
         tid = picks[name]
-        evaluated = (evaluate_trial(by_id[tid], cfg, data, prep.encoded, label_names)
+        folder = exp_dir / "models" / name
+        evaluated = (evaluate_trial(by_id[tid], cfg, data, prep.encoded, label_names, folder)
                      if tid is not None else None)
         if evaluated is None:
             models[name] = None
             continue
         models[name], model = evaluated
-        folder = exp_dir / "models" / name
-        model.save_pretrained(folder)
-        prep.student_tokenizer.save_pretrained(folder)
+        tmp = folder.with_name(f".{name}.tmp")  # write beside, then swap: never half a model
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        prep.student_tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / TRIAL_MARK, {"trial_id": tid})
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
         models[name]["dir"] = str(folder.resolve())
     evaluation = {"picks": picks, "models": models, "labels": {
         s: prep.encoded[s].labels.tolist() for s in ("val", "test")}, "label_names": label_names}

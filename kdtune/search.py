@@ -8,6 +8,7 @@ stage (fine-tune once, cached with its logits) -> the student's initial weights 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -21,6 +22,19 @@ from kdtune.config import ConfigError, ExperimentConfig, load_config
 from kdtune.files import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("kdtune.search")
+
+
+def finished_trials(path: Path) -> set[str]:
+    """Ids of the trials ``FinishedTrialsLog`` recorded as finished (terminated or errored)."""
+    if not path.is_file():
+        return set()
+    ids = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            ids.add(json.loads(line)["trial_id"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a kill
+    return ids
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,6 +87,9 @@ def _load(args: argparse.Namespace) -> tuple[ExperimentConfig, Path]:
                                                            ("results_dir", args.results_dir)) if v})
         args.resume = str(Path(named.results_dir) / named.name)
     if args.resume is not None:
+        if args.num_samples is not None:
+            raise ConfigError("--num-samples", "a resumed search keeps its own num_samples; "
+                              "drop --num-samples or start a new --name")
         if args.resume == "":
             raise ConfigError("--resume", "give results/<experiment>, or --space and --name")
         exp = Path(args.resume)
@@ -143,11 +160,19 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
     from kdtune.tuning import AnchoredASHA, FinishedTrialsLog, PruneAwareOptunaSearch, param_space
 
     t_start = time.perf_counter()
+    done_log = exp_dir / "trials_done.jsonl"
+    if args.resume is not None and not args.restart_errored and \
+            len(finished_trials(done_log)) >= cfg.search.num_samples and \
+            (exp_dir / "summary.md").is_file():
+        print(f"{exp_dir}: all {cfg.search.num_samples} trials had finished; nothing to resume "
+              "(--restart-errored runs errored trials again)")
+        return 0
+
+    # 1-3. Data, tokens, the cached teacher and the student's initial weights. The experiment
+    # folder is made only once they succeed, so a bad model name leaves nothing behind.
+    prep = prepare(cfg)
     exp_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(exp_dir / "config.yaml", cfg.to_yaml())
-
-    # 1-3. Data, tokens, the cached teacher and the student's initial weights.
-    prep = prepare(cfg)
     splits, teacher = prep.splits, prep.teacher
     info: dict[str, Any] = prep.info()
     atomic_write_json(exp_dir / "run_info.json", info)
@@ -204,6 +229,13 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
                                reuse_actors=True))
     results = tuner.fit()
     search_seconds = time.perf_counter() - t_search
+    finished = finished_trials(done_log)
+    if len(finished) < srch.num_samples:  # Ctrl-C: Ray stops the trials and fit() returns
+        ray.shutdown()
+        print(f"\nsearch interrupted: {len(finished)} of {srch.num_samples} trials finished and "
+              f"are kept; continue with: python -m kdtune.search --resume {exp_dir}",
+              file=sys.stderr)
+        return 130
 
     # 5. Results: tables, the best trials evaluated on validation and held-out test, summary.
     info.update(search_seconds=search_seconds, total_seconds=time.perf_counter() - t_start)

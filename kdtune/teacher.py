@@ -99,6 +99,7 @@ def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer,
         "data": data_fingerprint,
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "max_length": cfg.data.max_length,
+        "labels": cfg.data.label_names,  # cached metrics name the classes
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 

@@ -80,6 +80,10 @@ class PruneAwareOptunaSearch(OptunaSearch):
                           error: bool = False) -> None:
         # The study learns each trial's best epoch, the value kdtune ranks and exports by
         # (Ray's OptunaSearch would tell the last epoch's).
+        if error and trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.FAIL)
+            self._completed_trials.add(trial_id)
+            return
         if result is not None and trial_id in self._best:
             result = {**result, self.metric: self._best[trial_id]}
         stopped_early = (result is not None and not error

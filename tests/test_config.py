@@ -93,3 +93,29 @@ def test_python_tags_are_refused(tmp_path):
     p.write_text("name: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p)
+
+
+def test_choice_values_from_yaml_strings_and_anchor_labels():
+    d = raw()
+    d["space"]["learning_rate"] = {"type": "choice", "values": ["1e-4", 3.0e-4]}  # 1e-4: a str
+    cfg = parse_config(d)
+    assert next(p for p in cfg.space if p.name == "learning_rate").values == [1e-4, 3e-4]
+    d["space"]["learning_rate"] = {"type": "choice", "values": ["fast"]}
+    with pytest.raises(ConfigError) as err:
+        parse_config(d)
+    assert err.value.field == "space.learning_rate.values"
+    # dropout searched while train.dropout is null: a clear error, not a TypeError
+    d = raw()
+    d["space"]["dropout"] = {"type": "uniform", "low": 0.0, "high": 0.3}
+    with pytest.raises(ConfigError) as err:
+        parse_config(d)
+    assert err.value.field == "space.dropout"
+    # without alpha in the space there is no CE-only run: nothing is labelled baseline
+    from kdtune.config import anchor_label
+    d = raw()
+    del d["space"]["alpha"]
+    cfg = parse_config(d)
+    assert [anchor_label(a, cfg.anchor_points()) for a in cfg.anchor_points()] == ["seed default"]
+    full = load_config(SPACE)
+    assert [anchor_label(a, full.anchor_points()) for a in full.anchor_points()] == [
+        "baseline", "seed default"]

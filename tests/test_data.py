@@ -91,3 +91,13 @@ def test_batches_cover_every_row_once():
     grouped = padded(batch_indices(lengths, 32, shuffle=True, seed=1))
     plain = padded(batch_indices(lengths, 32, shuffle=True, seed=1, group_by_length=False))
     assert grouped < 0.8 * plain
+
+
+def test_caps_too_small_for_the_classes(tmp_path):
+    frame = pd.DataFrame({"text": [f"row {i}" for i in range(200)],
+                          "label": [i % 10 for i in range(200)]})
+    path = tmp_path / "ten.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ConfigError) as e:
+        load_splits(DataConfig(path=str(path), max_val=8))
+    assert e.value.field == "data.max_val" and "10 classes" in str(e.value)

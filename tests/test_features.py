@@ -39,6 +39,9 @@ def test_combine_teachers_by_hand():
 def test_pairs_and_pareto():
     assert feature_pairs([0, 5], 2, 6) == [(0, 0), (1, 5)]
     assert feature_pairs(None, 3, 6) == [(0, 1), (1, 3), (2, 5)]
+    # a fixed slice travels in TrialData, so its blocks pair with the ones they were copied from
+    from kdtune.recipe import TrialData
+    assert "student_layers" in TrialData.__dataclass_fields__
     frame = pd.DataFrame({"f1": [0.90, 0.89, 0.80, 0.85], "ms": [10.0, 4.0, 3.0, 5.0]})
     mask = pareto_mask(frame, ["f1", "ms"], ["max", "min"])
     assert mask.tolist() == [True, True, True, False]  # (0.85, 5) is dominated by (0.89, 4)
@@ -98,6 +101,7 @@ def test_feature_kd_end_to_end(tmp_path):
         beta={"type": "uniform", "low": 0.0, "high": 2.0}))
     searched = trials[trials["anchor"].isna()]
     assert len(searched) == 2 and (searched["beta"] > 0).all()
+    assert set(searched["status"]) <= {"completed", "stopped early"}, trials[["status", "error"]]
     feat = history[history["trial_id"].isin(searched["trial_id"])]["feature_loss"]
     assert (feat > 0).all()  # the searched trials trained with a hidden-state loss
     anchors = trials[trials["anchor"].notna()]

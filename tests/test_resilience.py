@@ -61,6 +61,31 @@ def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
     _check_optuna_states(exp, trials)
 
 
+def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path):
+    exp = tmp_path / "interrupt"
+    cmd = [sys.executable, "-m", "kdtune.search", "--space", "search_spaces/smoke.yaml",
+           "--name", "interrupt", "--results-dir", str(tmp_path), "--num-samples", "6",
+           "--no-report"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 400
+    try:
+        while len(_done(exp / "trials_done.jsonl")) < 1:
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(1)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends; Ray stops the trials gracefully
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err
+    assert len(_done(exp / "trials_done.jsonl")) < 6
+    # nothing pretends the search finished, and no checkpoint was pruned
+    for name in ("summary.md", "evaluation.json", "trials.csv"):
+        assert not (exp / name).exists()
+
+
 def _check_optuna_states(exp, trials):
     with sqlite3.connect(exp / "optuna.db") as db:
         states = [s for (s,) in db.execute("select state from trials")]

@@ -87,3 +87,15 @@ def test_bad_cli_input(args, field, capsys, tmp_path):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"error: {field}:" in err
+
+
+def test_resume_of_a_finished_search_changes_nothing(experiment, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / experiment.name
+    shutil.copytree(experiment, copy)
+    before = (copy / "trials.csv").read_text()
+    assert search.main(["--resume", str(copy), "--no-report"]) == 0
+    assert "nothing to resume" in capsys.readouterr().out
+    assert (copy / "trials.csv").read_text() == before
+    rc = search.main(["--resume", str(copy), "--num-samples", "9"])
+    assert rc == 2 and "--num-samples" in capsys.readouterr().err

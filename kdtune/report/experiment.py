@@ -222,9 +222,13 @@ def load_experiment(exp_dir: Path) -> Experiment:
 
     info = optional_json("run_info.json") or {}
     if (exp_dir / "trials.csv").is_file():
-        trials = _read_trials_csv(exp_dir / "trials.csv")
-        history = (pd.read_csv(exp_dir / "history.csv", dtype={"trial_id": str})
-                   if (exp_dir / "history.csv").is_file() else pd.DataFrame())
+        try:
+            trials = _read_trials_csv(exp_dir / "trials.csv")
+            history = (pd.read_csv(exp_dir / "history.csv", dtype={"trial_id": str})
+                       if (exp_dir / "history.csv").is_file() else pd.DataFrame())
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ReportError(f"trials.csv or history.csv in {str(exp_dir)!r} is unreadable "
+                              f"({type(exc).__name__}); re-run the search or --resume it") from None
     else:
         trials, history = trials_from_tune(exp_dir, cfg, state)
     for col in ("anchor", "error", "status"):
