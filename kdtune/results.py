@@ -170,11 +170,10 @@ def pick_trials(trials: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, str | 
     picks = {"best": ok["trial_id"].iloc[0] if len(ok) else None,
              "distilled": distilled["trial_id"].iloc[0] if len(distilled) else None,
              "baseline": baseline["trial_id"].iloc[0] if len(baseline) else None}
-    objectives = cfg.search.objectives
-    if objectives and len(ok) and all(o == cfg.search.metric or o in ok for o in objectives):
+    cols = objective_columns(cfg)
+    if cols and len(ok) and all(c in ok for c in cols):
         # Multi-objective: the chosen point is the cheapest on the Pareto front whose quality
         # is within search.f1_tolerance of the front's best.
-        cols = [score if o == cfg.search.metric else o for o in objectives]
         front = ok[pareto_mask(ok, cols, cfg.search.modes)]
         chosen = front.loc[choose(front, score, cfg.search.mode, cols[1], cfg.search.f1_tolerance)]
         picks["best"] = chosen["trial_id"]
@@ -183,16 +182,19 @@ def pick_trials(trials: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, str | 
     return picks
 
 
+def objective_columns(cfg: ExperimentConfig) -> list[str]:
+    """trials.csv columns of ``search.objectives``: quality at each trial's best epoch."""
+    return [f"best_{o}" if o.startswith("val_") else o for o in (cfg.search.objectives or [])]
+
+
 def pareto_table(trials: pd.DataFrame, cfg: ExperimentConfig) -> pd.DataFrame | None:
     """The trials on the Pareto front of ``search.objectives`` (best epoch's quality)."""
-    objectives = cfg.search.objectives
+    cols = objective_columns(cfg)
     score = f"best_{cfg.search.metric}"
     ok = trials[trials["status"].isin(OK_STATUSES)]
-    if not objectives or score not in ok or not all(o == cfg.search.metric or o in ok
-                                                   for o in objectives):
+    if not cols or not all(c in ok for c in cols):
         return None
     ok = ok[ok[score].notna()]
-    cols = [score if o == cfg.search.metric else o for o in objectives]
     return ok[pareto_mask(ok, cols, cfg.search.modes)].sort_values(cols[1])
 
 
