@@ -59,6 +59,8 @@ def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
     epochs = history.groupby("trial_id")["epoch"].max()
     assert epochs.to_dict() == trials.set_index("trial_id")["epochs_run"].to_dict()
     _check_optuna_states(exp, trials)
+    print(f"\nkill/resume: {len(before)} trials finished before SIGKILL, {len(trials)} after "
+          f"resume, {len(set(before) - set(trials['trial_id']))} lost")
 
 
 def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path):
