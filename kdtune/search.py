@@ -252,6 +252,11 @@ def run_search(cfg: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -
                 print(f"report: {report.render(exp_dir)}")
             except Exception:  # noqa: BLE001 - the results files are written; keep them visible
                 log.exception("could not render the report; run python -m kdtune.report %s", exp_dir)
+    if evaluation["picks"]["best"] is None:
+        ray.shutdown()
+        print(f"search finished without a usable trial (every trial errored or diverged); see "
+              f"{exp_dir / 'trials.csv'}", file=sys.stderr)
+        return 1
     print(f"\nsearch finished in {info['total_seconds']:.0f} s; results in {exp_dir}")
     for name, (acc, f1) in test_metrics_table(evaluation).items():
         print(f"  {name:>9}: test accuracy {acc:.4f}, macro-F1 {f1:.4f}")
