@@ -149,11 +149,13 @@ class TrainConfig:
     teacher_combine: str = "weighted"  # several teachers: weighted logits, or by confidence
     teacher_weights: list[float] | None = None  # one per teacher (main first); null = equal
     teacher_weight: float | None = None  # two teachers: the main one's weight (searchable)
+    feature_cache_max_mb: float = 4096.0  # larger hidden-state caches are computed online
 
     def __post_init__(self) -> None:
         validate_hparams(dataclasses.asdict(self), "train")
         _check(1 <= self.epochs <= 1000, "train.epochs", f"must be in [1, 1000], got {self.epochs}")
         _check(self.eval_batch_size >= 1, "train.eval_batch_size", "must be >= 1")
+        _check(self.feature_cache_max_mb >= 0, "train.feature_cache_max_mb", "must be >= 0")
         _check(self.feature_loss in ("mse", "cosine"), "train.feature_loss",
                f"must be 'mse' or 'cosine', got {self.feature_loss!r}")
         _check(self.teacher_combine in ("weighted", "confidence"), "train.teacher_combine",

@@ -6,6 +6,7 @@ them see the same deterministic split, the same tokens and the same cached teach
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ from kdtune.data import Encoded, Splits, encode, load_splits
 from kdtune.models import StudentInit, load_classifier, load_tokenizer, slice_layers
 from kdtune.recipe import TrialData, feature_pairs
 from kdtune.teacher import TeacherArtifacts, hidden_states, prepare_teacher, tokenizer_fingerprint
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Prepared:
     slice_in_trial: bool = False
     teacher_layers: int = 0
     feature_targets: dict[int, np.ndarray] = field(default_factory=dict)
+    online_teacher_dir: str | None = None
 
     @property
     def label_names(self) -> list[str]:
@@ -46,7 +50,8 @@ class Prepared:
             student_init=self.student_init, label_names=self.label_names, fixed=cfg.fixed,
             slice_in_trial=self.slice_in_trial, teacher_layers=self.teacher_layers,
             feature_targets=self.feature_targets,
-            student_layers=list(cfg.student.layers) if cfg.student.model is None else None)
+            student_layers=list(cfg.student.layers) if cfg.student.model is None else None,
+            online_teacher_dir=self.online_teacher_dir)
 
     def info(self) -> dict[str, Any]:
         """Facts about the run that results files record."""
@@ -60,6 +65,8 @@ class Prepared:
                                     "test_accuracy": t.metrics["test"]["accuracy"]}
                                    for t in self.teachers[1:]],
                 "feature_cache_mb": sum(a.nbytes for a in self.feature_targets.values()) / 1e6,
+                "feature_states": ("online" if self.online_teacher_dir else
+                                   "cached" if self.feature_targets else "none"),
                 "data_fingerprint": self.splits.fingerprint()}
 
 
@@ -132,14 +139,22 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
     n_teacher = _block_count(AutoConfig.from_pretrained(teacher.model_dir))
     # 4. Feature KD: the main teacher's hidden states, cached ragged beside its logits.
     targets: dict[int, np.ndarray] = {}
+    online_dir = None
     if cfg.uses_features:
         if tokenizer_fingerprint(s_tok) != tokenizer_fingerprint(t_tok):
             raise ConfigError("train.beta", "feature KD aligns tokens, so the student needs the "
                               "teacher's tokenizer; use a sliced student or beta: 0")
         n_student = _block_count(AutoConfig.for_model(**student_init.config))
-        targets = hidden_states(teacher, t_enc["train"],
-                                _feature_blocks(cfg, n_student, n_teacher),
-                                cfg.train.eval_batch_size)
+        blocks = _feature_blocks(cfg, n_student, n_teacher)
+        width = AutoConfig.from_pretrained(teacher.model_dir).hidden_size
+        size_mb = int(t_enc["train"].offsets[-1]) * width * 2 * len(blocks) / 1e6
+        if size_mb <= cfg.train.feature_cache_max_mb:
+            targets = hidden_states(teacher, t_enc["train"], blocks, cfg.train.eval_batch_size)
+        else:
+            online_dir = str(teacher.model_dir.resolve())
+            log.warning("teacher hidden states would take %.0f MB (> train.feature_cache_max_mb "
+                        "= %.0f): each trial computes them online with the teacher", size_mb,
+                        cfg.train.feature_cache_max_mb)
     return Prepared(splits, t_tok, s_tok, t_enc, s_enc, teacher, student_init, teachers,
                     slice_in_trial="layers" in cfg.searched, teacher_layers=n_teacher,
-                    feature_targets=targets)
+                    feature_targets=targets, online_teacher_dir=online_dir)

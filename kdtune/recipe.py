@@ -35,6 +35,7 @@ class TrialData:
     teacher_layers: int = 0  # the (main) teacher's block count, for feature-pair mapping
     feature_targets: dict[int, np.ndarray] = field(default_factory=dict)  # block -> [tokens, H]
     student_layers: list[int] | None = None  # the fixed slice's teacher layers (None: hub model)
+    online_teacher_dir: str | None = None  # hidden states too large to cache: run this teacher
 
 
 def teacher_weights(values: dict[str, Any], n_teachers: int) -> list[float]:
@@ -89,9 +90,15 @@ def build_trainer(values: dict[str, Any], data: TrialData, callbacks: Sequence[C
     if params.beta > 0:
         layers = values.get("layers") if data.slice_in_trial else data.student_layers
         pairs = feature_pairs(layers, model.config.num_hidden_layers, data.teacher_layers)
+    online = None
+    if pairs and data.online_teacher_dir:  # the one case where a trial loads the teacher
+        from transformers import AutoModelForSequenceClassification
+
+        online = AutoModelForSequenceClassification.from_pretrained(data.online_teacher_dir)
     return Trainer(model, data.train, data.val, params, data.label_names,
                    teacher_logits=combined_logits(data, values), device=device,
-                   callbacks=callbacks, feature_targets=data.feature_targets, feature_pairs=pairs)
+                   callbacks=callbacks, feature_targets=data.feature_targets, feature_pairs=pairs,
+                   online_teacher=online)
 
 
 @torch.inference_mode()

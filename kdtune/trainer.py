@@ -140,7 +140,8 @@ class Trainer:
                  device: torch.device | None = None, callbacks: Sequence[Callback] = (),
                  progress: bool = False, progress_desc: str = "train",
                  feature_targets: dict[int, np.ndarray] | None = None,
-                 feature_pairs: Sequence[tuple[int, int]] = ()):
+                 feature_pairs: Sequence[tuple[int, int]] = (),
+                 online_teacher: nn.Module | None = None):
         if teacher_logits is not None and len(teacher_logits) != len(train):
             raise ValueError(f"{len(teacher_logits)} teacher logits for {len(train)} train rows")
         if teacher_logits is None and params.alpha < 1.0:
@@ -156,15 +157,20 @@ class Trainer:
         # through a learned projection when the widths differ.
         self.feature_pairs = list(feature_pairs) if params.beta > 0 else []
         self.feature_targets = feature_targets or {}
+        # Hidden states too large to cache come from the teacher itself, batch by batch.
+        self.online_teacher = online_teacher.to(self.device).eval() if (
+            online_teacher is not None and self.feature_pairs) else None
         if self.feature_pairs:
             missing = {t for _, t in self.feature_pairs} - set(self.feature_targets)
-            if missing:
+            if missing and self.online_teacher is None:
                 raise ValueError(f"no cached teacher hidden states for blocks {sorted(missing)}")
             s_width = model.config.hidden_size
+            t_width = (self.online_teacher.config.hidden_size if self.online_teacher is not None
+                       else None)
+            widths = [t_width or self.feature_targets[t].shape[1] for _, t in self.feature_pairs]
             self.projections = nn.ModuleList(
-                nn.Identity() if self.feature_targets[t].shape[1] == s_width
-                else nn.Linear(s_width, self.feature_targets[t].shape[1])
-                for _, t in self.feature_pairs).to(self.device)
+                nn.Identity() if w == s_width else nn.Linear(s_width, w)
+                for w in widths).to(self.device)
         else:
             self.projections = nn.ModuleList()
         self.progress, self.progress_desc = progress, progress_desc
@@ -215,7 +221,7 @@ class Trainer:
                 parts = (ce, ce, torch.zeros((), device=device))
             total, feat = parts[0], torch.zeros((), device=device)
             if self.feature_pairs:
-                feat = self._feature_loss(out.hidden_states, index, batch["attention_mask"])
+                feat = self._feature_loss(out.hidden_states, index, batch)
                 total = total + p.beta * feat
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -237,20 +243,28 @@ class Trainer:
                 "feature_loss": feat}
 
     def _feature_loss(self, student_states: tuple[torch.Tensor, ...], index: np.ndarray,
-                      mask: torch.Tensor) -> torch.Tensor:
+                      batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean hidden-state loss over the student/teacher block pairs for one batch."""
+        mask = batch["attention_mask"]
         lengths = self.train_data.lengths[index]
         offsets = self.train_data.offsets[index]
         width = mask.shape[1]
+        teacher_states = None
+        if self.online_teacher is not None:
+            with torch.inference_mode(), _autocast(self.device):
+                teacher_states = self.online_teacher(**batch, output_hidden_states=True).hidden_states
         total = torch.zeros((), device=self.device)
         for proj, (s_block, t_block) in zip(self.projections, self.feature_pairs, strict=True):
-            flat = self.feature_targets[t_block]
-            target = np.zeros((len(index), width, flat.shape[1]), dtype=np.float32)
-            for row, (start, n) in enumerate(zip(offsets, lengths, strict=True)):
-                target[row, :n] = flat[start:start + n]
+            if teacher_states is not None:
+                target = teacher_states[t_block + 1].float().clone()
+            else:
+                flat = self.feature_targets[t_block]
+                rows = np.zeros((len(index), width, flat.shape[1]), dtype=np.float32)
+                for row, (start, n) in enumerate(zip(offsets, lengths, strict=True)):
+                    rows[row, :n] = flat[start:start + n]
+                target = torch.from_numpy(rows).to(self.device)
             student = proj(student_states[s_block + 1].float())
-            total = total + feature_loss(student, torch.from_numpy(target).to(self.device), mask,
-                                         self.params.feature_loss)
+            total = total + feature_loss(student, target, mask, self.params.feature_loss)
         return total / len(self.feature_pairs)
 
     def evaluate(self) -> dict[str, Any]:

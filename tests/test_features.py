@@ -138,3 +138,15 @@ def test_multi_teacher_and_student_size_end_to_end(tmp_path):
     best = json.loads((exp / "best_trial.json").read_text())
     assert best["trial_id"] in set(front["trial_id"])
     assert np.isfinite(front["latency_ms"]).all()
+
+
+def test_feature_kd_online_when_the_cache_would_be_too_large(tmp_path):
+    exp, history, trials = _run(tmp_path, "online", lambda r: (
+        r["space"].update(beta={"type": "uniform", "low": 0.0, "high": 2.0}),
+        r["train"].update(feature_cache_max_mb=0.001), r["search"].update(num_samples=3)))
+    info = json.loads((exp / "run_info.json").read_text())
+    assert info["feature_states"] == "online" and info["feature_cache_mb"] == 0
+    searched = trials[trials["anchor"].isna()]
+    assert len(searched) == 1 and set(searched["status"]) <= {"completed", "stopped early"}
+    feat = history[history["trial_id"].isin(searched["trial_id"])]["feature_loss"]
+    assert (feat > 0).all()
