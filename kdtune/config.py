@@ -19,37 +19,35 @@ from typing import Any
 
 import yaml
 
-#: Hyperparameters a search space may tune; each is also a field of :class:`TrainConfig`.
+from kdtune.errors import ConfigError, check
+from kdtune.params import CE_ALPHA, KD_ONLY, SEED_ALPHA, SEED_TEMPERATURE, TrainParams, validate_hparams
+
+#: Hyperparameters a search space may tune; each is also a field of :class:`TrainParams`.
 SEARCHABLE = ("alpha", "temperature", "learning_rate", "weight_decay", "warmup_fraction",
               "clip_norm", "batch_size", "dropout", "beta", "teacher_weight", "layers")
 OBJECTIVES = ("val_macro_f1", "val_accuracy", "latency_ms", "params")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint", "quniform")
 METRICS = ("val_macro_f1", "val_accuracy")
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
-
-
-class ConfigError(ValueError):
-    """A configuration problem; ``str(err)`` is one line naming the field and the fix."""
-
-    def __init__(self, field_name: str, message: str):
-        # One line whatever the input held: keys and values from a file may contain newlines.
-        self.field = " ".join(str(field_name).split()) or repr(field_name)
-        super().__init__(f"{self.field}: {' '.join(str(message).split())}")
-
-
-def _check(cond: bool, field_name: str, message: str) -> None:
-    if not cond:
-        raise ConfigError(field_name, message)
+BASELINES = ("tuned", "fixed", "none")
+#: The tuned CE-only arm gets this share of num_samples by default, and at least this many trials.
+BASELINE_SHARE, BASELINE_MIN_TRIALS = 0.25, 3
+TrainConfig = TrainParams  # the train: section is the training fields' one definition
 
 
 @dataclass
 class DataConfig:
     """Where the rows come from and how they are split and tokenised."""
 
-    path: str | None = None  # local CSV/JSON/JSONL/Parquet, used when it exists
-    hub: str | None = None  # a `datasets` name (e.g. ag_news), used when `path` is absent
+    path: str | None = None  # local CSV/TSV/JSON/JSONL/Parquet
+    hub: str | None = None  # a `datasets` name (e.g. ag_news, glue)
+    hub_config: str | None = None  # the dataset's config name (e.g. sst2 for glue)
     hub_split: str = "train"
+    hub_fallback: bool = False  # a missing `path` may fall back to `hub` (else it is an error)
+    val_split: str | None = None  # the dataset's own validation split (hub name / file path)
+    test_split: str | None = None  # the dataset's own test split (hub name / file path)
     text_column: str = "text"
+    text_pair_column: str | None = None  # sentence-pair tasks: the second text
     label_column: str = "label"
     label_names: list[str] | None = None
     val_fraction: float = 0.15
@@ -61,47 +59,59 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.path is not None or self.hub is not None, "data.path",
-               "give a local file in data.path or a datasets name in data.hub")
+        check(self.path is not None or self.hub is not None, "data.path",
+              "give a local file in data.path or a datasets name in data.hub")
+        check(not self.hub_fallback or (self.path is not None and self.hub is not None),
+              "data.hub_fallback", "needs both data.path and data.hub")
         for name in ("val_fraction", "test_fraction"):
             v = getattr(self, name)
-            _check(0.0 < v < 1.0, f"data.{name}", f"must be in (0, 1), got {v}")
-        _check(self.val_fraction + self.test_fraction < 0.9, "data.val_fraction",
-               "val_fraction + test_fraction must leave at least 10% for training")
+            check(0.0 < v < 1.0, f"data.{name}", f"must be in (0, 1), got {v}")
+        check(self.val_fraction + self.test_fraction < 0.9, "data.val_fraction",
+              "val_fraction + test_fraction must leave at least 10% for training")
         for name in ("max_train", "max_val", "max_test"):
             v = getattr(self, name)
-            _check(v is None or v >= 8, f"data.{name}", f"must be >= 8 or null, got {v}")
-        _check(8 <= self.max_length <= 8192, "data.max_length",
-               f"must be in [8, 8192], got {self.max_length}")
+            check(v is None or v >= 8, f"data.{name}", f"must be >= 8 or null, got {v}")
+        check(8 <= self.max_length <= 8192, "data.max_length",
+              f"must be in [8, 8192], got {self.max_length}")
         if self.label_names is not None:
-            _check(len(self.label_names) >= 2, "data.label_names", "needs at least two names")
-            _check(len(set(self.label_names)) == len(self.label_names), "data.label_names",
-                   "names must be unique")
+            check(len(self.label_names) >= 2, "data.label_names", "needs at least two names")
+            check(len(set(self.label_names)) == len(self.label_names), "data.label_names",
+                  "names must be unique")
 
 
 @dataclass
 class TeacherConfig:
-    """The teacher: a base model fine-tuned once, or an already fine-tuned model."""
+    """The teacher: a base model fine-tuned once, or an already fine-tuned model.
+
+    Fine-tuning keeps the best validation epoch. ``learning_rate`` may be a short list: each
+    rate is tried (a full fine-tune each) and the best on validation macro-F1 is kept.
+    """
 
     model: str = EMBEDDED_MODEL  # hub name, local folder, or embedded:all-MiniLM-L6-v2
     finetuned: str | None = None  # folder of an already fine-tuned teacher: skips fine-tuning
     epochs: int = 2
-    learning_rate: float = 5e-5
+    learning_rate: float | list[float] = 5e-5
     batch_size: int = 32
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check(1 <= self.epochs <= 100, "teacher.epochs", f"must be in [1, 100], got {self.epochs}")
-        _check(self.learning_rate > 0, "teacher.learning_rate",
-               f"must be > 0, got {self.learning_rate}")
-        _check(self.batch_size >= 1, "teacher.batch_size", f"must be >= 1, got {self.batch_size}")
-        _check(self.weight_decay >= 0, "teacher.weight_decay", "must be >= 0")
-        _check(0 <= self.warmup_fraction < 1, "teacher.warmup_fraction", "must be in [0, 1)")
+        check(1 <= self.epochs <= 100, "teacher.epochs", f"must be in [1, 100], got {self.epochs}")
+        rates = self.learning_rates
+        check(0 < len(rates) <= 8 and all(r > 0 for r in rates), "teacher.learning_rate",
+              f"must be > 0 (or a list of up to 8 rates > 0), got {self.learning_rate}")
+        check(self.batch_size >= 1, "teacher.batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.weight_decay >= 0, "teacher.weight_decay", "must be >= 0")
+        check(0 <= self.warmup_fraction < 1, "teacher.warmup_fraction", "must be in [0, 1)")
         if self.finetuned is not None:
-            _check(Path(self.finetuned).is_dir(), "teacher.finetuned",
-                   f"folder not found: {self.finetuned!r}; give a save_pretrained folder or null")
+            check(Path(self.finetuned).is_dir(), "teacher.finetuned",
+                  f"folder not found: {self.finetuned!r}; give a save_pretrained folder or null")
+
+    @property
+    def learning_rates(self) -> list[float]:
+        lr = self.learning_rate
+        return [float(x) for x in lr] if isinstance(lr, list) else [float(lr)]
 
 
 @dataclass
@@ -114,84 +124,37 @@ class StudentConfig:
     dropout: float | None = None  # hidden/attention dropout; null keeps the model's own
 
     def __post_init__(self) -> None:
-        _check(self.init in ("pretrained", "finetuned"), "student.init",
+        check(self.init in ("pretrained", "finetuned"), "student.init",
                f"must be 'pretrained' or 'finetuned', got {self.init!r}")
         if self.model is None:
-            _check(bool(self.layers), "student.layers",
+            check(bool(self.layers), "student.layers",
                    "give teacher layer indices to keep (e.g. [0, 5]) or a student.model")
         if self.layers is not None:
-            _check(all(isinstance(i, int) and i >= 0 for i in self.layers), "student.layers",
+            check(all(isinstance(i, int) and i >= 0 for i in self.layers), "student.layers",
                    f"must be non-negative integers, got {self.layers}")
-            _check(list(self.layers) == sorted(set(self.layers)), "student.layers",
+            check(list(self.layers) == sorted(set(self.layers)), "student.layers",
                    f"must be strictly increasing without repeats, got {self.layers}")
         if self.dropout is not None:
-            _check(0 <= self.dropout < 1, "student.dropout", f"must be in [0, 1), got {self.dropout}")
+            check(0 <= self.dropout < 1, "student.dropout", f"must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
-class TrainConfig:
-    """Fixed KD training values; a space entry with the same name overrides one per trial."""
+class ConfirmConfig:
+    """Re-run the top-k completed trials of each arm with extra seeds after the search."""
 
-    epochs: int = 3
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    learning_rate: float = 1e-4
-    alpha: float = 0.7
-    temperature: float = 3.0
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    clip_norm: float = 1.0
-    dropout: float | None = None
-    seed: int = 0
-    group_by_length: bool = True
-    beta: float = 0.0  # weight of the hidden-state (feature) loss; 0 = logits-only KD
-    feature_loss: str = "mse"  # mse or cosine, between projected student and teacher states
-    teacher_combine: str = "weighted"  # several teachers: weighted logits, or by confidence
-    teacher_weights: list[float] | None = None  # one per teacher (main first); null = equal
-    teacher_weight: float | None = None  # two teachers: the main one's weight (searchable)
-    feature_cache_max_mb: float = 4096.0  # larger hidden-state caches are computed online
+    top_k: int = 2
+    seeds: int = 1
 
     def __post_init__(self) -> None:
-        validate_hparams(dataclasses.asdict(self), "train")
-        _check(1 <= self.epochs <= 1000, "train.epochs", f"must be in [1, 1000], got {self.epochs}")
-        _check(self.eval_batch_size >= 1, "train.eval_batch_size", "must be >= 1")
-        _check(self.feature_cache_max_mb >= 0, "train.feature_cache_max_mb", "must be >= 0")
-        _check(self.feature_loss in ("mse", "cosine"), "train.feature_loss",
-               f"must be 'mse' or 'cosine', got {self.feature_loss!r}")
-        _check(self.teacher_combine in ("weighted", "confidence"), "train.teacher_combine",
-               f"must be 'weighted' or 'confidence', got {self.teacher_combine!r}")
-        if self.teacher_weights is not None:
-            _check(all(w >= 0 for w in self.teacher_weights), "train.teacher_weights",
-                   "weights must be >= 0")
-            _check(abs(sum(self.teacher_weights) - 1.0) < 1e-6, "train.teacher_weights",
-                   f"weights must sum to 1, got {sum(self.teacher_weights):g}")
+        check(0 <= self.top_k <= 20, "search.confirm.top_k", f"must be in [0, 20], got {self.top_k}")
+        check(0 <= self.seeds <= 20, "search.confirm.seeds", f"must be in [0, 20], got {self.seeds}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.top_k > 0 and self.seeds > 0
 
 
-def validate_hparams(values: dict[str, Any], prefix: str) -> None:
-    """Range checks shared by fixed training values and sampled trial configs."""
-    checks = {
-        "alpha": (lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]"),
-        "temperature": (lambda v: v > 0, "must be > 0"),
-        "learning_rate": (lambda v: v > 0, "must be > 0"),
-        "weight_decay": (lambda v: v >= 0, "must be >= 0"),
-        "warmup_fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
-        "clip_norm": (lambda v: v > 0, "must be > 0"),
-        "batch_size": (lambda v: v >= 1 and float(v).is_integer(), "must be an integer >= 1"),
-        "dropout": (lambda v: v is None or 0 <= v < 1, "must be in [0, 1)"),
-        "beta": (lambda v: v >= 0, "must be >= 0"),
-        "teacher_weight": (lambda v: v is None or 0 <= v <= 1, "must be in [0, 1]"),
-        "layers": (lambda v: isinstance(v, list) and len(v) > 0
-                   and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v)
-                   and v == sorted(set(v)), "must be increasing non-negative layer indices"),
-    }
-    for name, value in values.items():
-        if name not in checks:
-            continue
-        ok, message = checks[name]
-        if value is not None and isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{prefix}.{name}", f"must be finite, got {value}")
-        if not ok(value):
-            raise ConfigError(f"{prefix}.{name}", f"{message}, got {value}")
+LOGGERS = ("mlflow", "tensorboard", "wandb")
 
 
 @dataclass
@@ -203,33 +166,44 @@ class SearchConfig:
     num_samples: int = 14
     max_concurrent: int = 2
     seed: int = 0
-    grace_period: int = 1
+    grace_period: float = 1.0  # epochs before ASHA's first rung (fractions allowed)
     reduction_factor: int = 3
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_failures: int = 1
-    anchors: bool = True  # also run the CE-only baseline and the seed default (0.7, 3)
+    anchors: bool = True  # also run the CE-only anchor and the seed default (0.7, 3)
+    baseline: str = "tuned"  # tuned: a CE-only arm with its own TPE study; fixed; none
+    baseline_share: float = BASELINE_SHARE  # the tuned CE arm's share of num_samples
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
     objectives: list[str] | None = None  # multi-objective, e.g. [val_macro_f1, latency_ms]
     f1_tolerance: float = 0.005  # Pareto choice: fastest point within this of the best metric
+    loggers: list[str] = field(default_factory=list)  # mlflow, tensorboard, wandb
+    mlflow_tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI, else <experiment>/mlruns
 
     def __post_init__(self) -> None:
-        _check(self.metric in METRICS, "search.metric", f"must be one of {METRICS}")
-        _check(self.mode in ("max", "min"), "search.mode", "must be 'max' or 'min'")
-        _check(self.num_samples >= 1, "search.num_samples", "must be >= 1")
-        _check(self.max_concurrent >= 1, "search.max_concurrent", "must be >= 1")
-        _check(self.grace_period >= 1, "search.grace_period", "must be >= 1")
-        _check(self.reduction_factor >= 2, "search.reduction_factor", "must be >= 2")
-        _check(self.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
-        _check(self.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
-        _check(self.max_failures >= 0, "search.max_failures", "must be >= 0")
+        check(self.metric in METRICS, "search.metric", f"must be one of {METRICS}")
+        check(self.mode in ("max", "min"), "search.mode", "must be 'max' or 'min'")
+        check(self.num_samples >= 1, "search.num_samples", "must be >= 1")
+        check(self.max_concurrent >= 1, "search.max_concurrent", "must be >= 1")
+        check(self.grace_period > 0, "search.grace_period", "must be > 0 (epochs)")
+        check(self.reduction_factor >= 2, "search.reduction_factor", "must be >= 2")
+        check(self.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
+        check(self.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
+        check(self.max_failures >= 0, "search.max_failures", "must be >= 0")
+        check(self.baseline in BASELINES, "search.baseline",
+              f"must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+        check(0 < self.baseline_share < 1, "search.baseline_share",
+              f"must be in (0, 1), got {self.baseline_share}")
+        for name in self.loggers:
+            check(name in LOGGERS, "search.loggers", f"{name!r} is not one of {', '.join(LOGGERS)}")
         if self.objectives is not None:
-            _check(len(self.objectives) >= 2, "search.objectives",
-                   "give two or more objectives, or null for a single metric")
+            check(len(self.objectives) >= 2, "search.objectives",
+                  "give at least two objectives, or null for a single metric")
             for o in self.objectives:
-                _check(o in OBJECTIVES, "search.objectives", f"{o!r} is not one of {OBJECTIVES}")
-            _check(self.objectives[0] == self.metric, "search.objectives",
-                   f"the first objective must be search.metric ({self.metric})")
-        _check(self.f1_tolerance >= 0, "search.f1_tolerance", "must be >= 0")
+                check(o in OBJECTIVES, "search.objectives", f"{o!r} is not one of {OBJECTIVES}")
+            check(self.objectives[0] == self.metric, "search.objectives",
+                  f"the first objective must be search.metric ({self.metric})")
+        check(self.f1_tolerance >= 0, "search.f1_tolerance", "must be >= 0")
 
     @property
     def modes(self) -> list[str]:
@@ -251,17 +225,17 @@ class ParamSpace:
 
     def __post_init__(self) -> None:
         where = f"space.{self.name}"
-        _check(self.name in SEARCHABLE, where,
+        check(self.name in SEARCHABLE, where,
                f"unknown parameter; searchable ones are {', '.join(SEARCHABLE)}")
-        _check(self.type in DISTRIBUTIONS, f"{where}.type",
+        check(self.type in DISTRIBUTIONS, f"{where}.type",
                f"must be one of {', '.join(DISTRIBUTIONS)}, got {self.type!r}")
         if self.type == "choice":
-            _check(bool(self.values), f"{where}.values", "choice needs a non-empty list of values")
+            check(bool(self.values), f"{where}.values", "choice needs a non-empty list of values")
             if self.name not in ("layers", "batch_size"):  # PyYAML reads 1e-4 as a string
                 kind = float | None if self.name == "dropout" else float
                 coerced = [_type_ok(v, kind) for v in self.values]
                 bad = [v for (ok, _), v in zip(coerced, self.values, strict=True) if not ok]
-                _check(not bad, f"{where}.values", f"must be numbers, got {bad[0]!r}" if bad else "")
+                check(not bad, f"{where}.values", f"must be numbers, got {bad[0]!r}" if bad else "")
                 self.values = [c for _, c in coerced]
             for v in self.values:
                 try:
@@ -269,15 +243,15 @@ class ParamSpace:
                 except TypeError:
                     raise ConfigError(f"{where}.values", f"{v!r} is not a valid {self.name}") from None
             return
-        _check(self.low is not None and self.high is not None, where,
+        check(self.low is not None and self.high is not None, where,
                f"{self.type} needs numeric low and high")
-        _check(self.low < self.high, where, f"low must be < high, got {self.low} >= {self.high}")
+        check(self.low < self.high, where, f"low must be < high, got {self.low} >= {self.high}")
         if self.type == "loguniform":
-            _check(self.low > 0, f"{where}.low", "loguniform needs low > 0")
+            check(self.low > 0, f"{where}.low", "loguniform needs low > 0")
         if self.type == "quniform":
-            _check(self.q is not None and self.q > 0, f"{where}.q", "quniform needs q > 0")
+            check(self.q is not None and self.q > 0, f"{where}.q", "quniform needs q > 0")
         if self.type == "randint":
-            _check(float(self.low).is_integer() and float(self.high).is_integer(), where,
+            check(float(self.low).is_integer() and float(self.high).is_integer(), where,
                    "randint needs integer low and high")
         validate_hparams({self.name: self.low}, "space")
         validate_hparams({self.name: self.high}, "space")
@@ -286,6 +260,25 @@ class ParamSpace:
         if self.type == "choice":
             return value in self.values
         return value is not None and self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a search: its own space, share of trials and first points (anchors).
+
+    ``kd`` searches the whole space. ``ce``, the tuned CE-only baseline, pins alpha = 1 and
+    beta = 0 and searches what is left once the KD-only parameters are removed, with its own
+    TPE study, so the baseline gets tuned like the student.
+    """
+
+    name: str
+    space: tuple[ParamSpace, ...]
+    num_samples: int
+    points: tuple[dict[str, Any], ...] = ()
+    pinned: tuple[tuple[str, Any], ...] = ()  # values every trial of the arm trains with
+
+
+ARM_KD, ARM_CE = "kd", "ce"
 
 
 @dataclass
@@ -298,7 +291,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainParams = field(default_factory=TrainParams)
     search: SearchConfig = field(default_factory=SearchConfig)
     space: list[ParamSpace] = field(default_factory=list)
     extra_teachers: list[TeacherConfig] = field(default_factory=list)  # multi-teacher KD
@@ -316,62 +309,135 @@ class ExperimentConfig:
         """Whether any trial can have a hidden-state loss (beta > 0 fixed, or beta searched)."""
         return self.train.beta > 0 or "beta" in self.searched
 
+    @property
+    def base_hparams(self) -> dict[str, Any]:
+        """The fixed part of every trial's hparams: the training values that are not searched."""
+        return {k: v for k, v in self.train.as_hparams().items() if k not in self.searched}
+
     def __post_init__(self) -> None:
-        _check(bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name), "name",
-               f"use letters, digits, '-', '_' or '.', got {self.name!r}")
-        _check(bool(self.space), "space", "give at least one parameter to search")
+        check(bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name), "name",
+              f"use letters, digits, '-', '_' or '.', got {self.name!r}")
+        check(bool(self.space), "space", "give at least one parameter to search")
         for p in self.space:
             if p.name in ("batch_size", "layers") and p.type != "choice":
                 raise ConfigError(f"space.{p.name}", f"use type: choice for {p.name}")
         if "layers" in self.searched:
-            _check(self.student.model is None, "space.layers",
-                   "searching layers needs a student sliced from the teacher (student.model: null)")
+            check(self.student.model is None, "space.layers",
+                  "searching layers needs a student sliced from the teacher (student.model: null)")
+        self._check_teachers()
+        self._check_rungs()
+        if self.search.anchors:
+            for point in self.anchor_points():
+                for p in self.space:
+                    if p.name in point:
+                        check(p.contains(point[p.name]), f"space.{p.name}",
+                              f"range must contain the anchor value {point[p.name]} (from "
+                              f"train.{p.name}); widen it or set search.anchors: false")
+        self._check_budget()
+
+    def _check_teachers(self) -> None:
         t = self.train
         if t.teacher_weights is not None:
-            _check(len(t.teacher_weights) == self.num_teachers, "train.teacher_weights",
-                   f"give {self.num_teachers} weights (main teacher first), got "
-                   f"{len(t.teacher_weights)}")
+            check(len(t.teacher_weights) == self.num_teachers, "train.teacher_weights",
+                  f"give {self.num_teachers} weights (main teacher first), got "
+                  f"{len(t.teacher_weights)}")
         if t.teacher_weight is not None or "teacher_weight" in self.searched:
-            _check(self.num_teachers == 2, "train.teacher_weight",
-                   "teacher_weight is for exactly two teachers (teacher + one extra_teachers "
-                   "entry); use teacher_weights for more")
-        if self.search.anchors:
-            anchors = self.anchor_points()
-            for anchor in anchors:
-                for p in self.space:
-                    _check(p.contains(anchor[p.name]), f"space.{p.name}",
-                           f"range must contain the anchor value {anchor[p.name]} (from "
-                           f"train.{p.name}); widen it or set search.anchors: false")
-            _check(self.search.num_samples > len(anchors), "search.num_samples",
-                   f"must exceed the {len(anchors)} anchor trials")
+            check(self.num_teachers == 2, "train.teacher_weight",
+                  "teacher_weight is for exactly two teachers (teacher + one extra_teachers "
+                  "entry); use teacher_weights for more")
+
+    def _check_rungs(self) -> None:
+        """ASHA's rungs fall on evaluations, after the warm-up, before the last epoch."""
+        s, t = self.search, self.train
+        evals = round(1.0 / t.eval_every)
+        check(abs(evals * t.eval_every - 1.0) < 0.01, "train.eval_every",
+              f"must be 1/n of an epoch (1, 0.5, 0.25, 0.2, ...), got {t.eval_every}")
+        steps = s.grace_period * evals
+        check(abs(steps - round(steps)) < 1e-6, "search.grace_period",
+              f"must be a multiple of train.eval_every ({t.eval_every:g}), got {s.grace_period}")
+        warmup = t.warmup_fraction * t.epochs
+        check(s.grace_period >= warmup - 1e-9, "search.grace_period",
+              f"the first rung ({s.grace_period:g} epochs) comes before the end of the warm-up "
+              f"({warmup:g} epochs); raise it or lower train.warmup_fraction")
+
+    def _check_budget(self) -> None:
+        arms = self.arms()
+        ce = next((a for a in arms if a.name == ARM_CE), None)
+        kd = next(a for a in arms if a.name == ARM_KD)
+        n = self.search.num_samples
+        if ce is not None:
+            need = ce.num_samples + len(kd.points) + 1
+            check(n >= need, "search.num_samples",
+                  f"{n} trials cannot hold the tuned CE-only arm ({ce.num_samples} trials) and "
+                  f"the KD arm ({len(kd.points)} anchor(s) + at least 1 searched trial); use at "
+                  f"least {need}, or search.baseline: fixed")
+        else:
+            check(n > len(kd.points), "search.num_samples",
+                  f"must exceed the {len(kd.points)} anchor trials")
 
     @property
-    def fixed(self) -> dict[str, Any]:
-        """Training values that are not searched."""
-        searched = {p.name for p in self.space}
-        return {k: v for k, v in dataclasses.asdict(self.train).items() if k not in searched}
+    def ce_space(self) -> list[ParamSpace]:
+        """What the CE-only arm searches: the space without the KD-only parameters."""
+        return [p for p in self.space if p.name not in KD_ONLY]
 
-    def anchor_points(self) -> list[dict[str, Any]]:
-        """The CE-only baseline and the seed's default, expressed over the searched parameters.
-
-        Both use the fixed training values for every other searched parameter. The baseline is
-        alpha = 1 (pure cross-entropy; temperature then has no effect).
-        """
+    def _fixed_point(self, space: list[ParamSpace]) -> dict[str, Any]:
+        """The fixed training values, expressed over ``space``."""
         defaults = {"layers": self.student.layers,
                     "teacher_weight": 0.5 if self.train.teacher_weight is None
                     else self.train.teacher_weight}
-        base = {p.name: defaults[p.name] if p.name in defaults else getattr(self.train, p.name)
-                for p in self.space}
-        baseline = dict(base)
-        seed_default = dict(base)
-        if "alpha" in base:
-            baseline["alpha"] = 1.0
-            seed_default["alpha"] = 0.7
-        if "temperature" in base:
-            seed_default["temperature"] = 3.0
-        if "beta" in base:  # both references distil logits only: no hidden-state loss
-            baseline["beta"] = seed_default["beta"] = 0.0
-        return [baseline, seed_default] if baseline != seed_default else [baseline]
+        return {p.name: defaults[p.name] if p.name in defaults else getattr(self.train, p.name)
+                for p in space}
+
+    def ce_anchor(self, space: list[ParamSpace] | None = None) -> dict[str, Any]:
+        """The CE-only anchor: alpha = 1 (temperature then has no effect), beta = 0."""
+        point = self._fixed_point(self.space if space is None else space)
+        point.update({k: v for k, v in (("alpha", CE_ALPHA), ("beta", 0.0)) if k in point})
+        return point
+
+    def seed_anchor(self) -> dict[str, Any]:
+        """The seed report's default (alpha 0.7, T 3), logits only (beta = 0)."""
+        point = self._fixed_point(self.space)
+        point.update({k: v for k, v in (("alpha", SEED_ALPHA), ("temperature", SEED_TEMPERATURE),
+                                        ("beta", 0.0)) if k in point})
+        return point
+
+    @property
+    def baseline_mode(self) -> str:
+        """tuned (a CE arm), fixed (the CE anchor), none; a space without alpha has none."""
+        if "alpha" not in self.searched:
+            return "none"
+        if self.search.baseline == "tuned" and not self.ce_space:
+            return "fixed"  # nothing but KD-only parameters is searched: nothing to tune for CE
+        return self.search.baseline
+
+    def arms(self) -> list[Arm]:
+        """The KD arm and, with a tuned baseline, the CE-only arm (its share of num_samples)."""
+        s, anchors, mode = self.search, self.search.anchors, self.baseline_mode
+        if "alpha" not in self.searched:
+            points = (self._fixed_point(self.space),) if anchors else ()
+            return [Arm(ARM_KD, tuple(self.space), s.num_samples, points)]
+        if mode != "tuned":
+            points = ((self.ce_anchor(),) if mode == "fixed" else ()) + (self.seed_anchor(),)
+            return [Arm(ARM_KD, tuple(self.space), s.num_samples, points if anchors else ())]
+        n_ce = max(BASELINE_MIN_TRIALS, round(s.baseline_share * s.num_samples))
+        pinned = (("alpha", CE_ALPHA), ("beta", 0.0))
+        ce = Arm(ARM_CE, tuple(self.ce_space), n_ce,
+                 (self.ce_anchor(self.ce_space),) if anchors else (), pinned)
+        kd = Arm(ARM_KD, tuple(self.space), s.num_samples - n_ce,
+                 (self.seed_anchor(),) if anchors else ())
+        return [kd, ce]
+
+    def anchor_points(self) -> list[dict[str, Any]]:
+        """Every anchor of every arm (as the arms' trials see them, pinned values included)."""
+        return [{**dict(a.pinned), **p} for a in self.arms() for p in a.points]
+
+    def protected_anchors(self) -> list[dict[str, Any]]:
+        """Anchors ASHA never stops: with a fixed baseline the report compares against them.
+
+        A tuned CE arm is compared through its best trial (and the confirm stage re-runs the
+        top trials at full length), so no anchor needs to run to the end there.
+        """
+        return self.anchor_points() if self.baseline_mode == "fixed" else []
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -454,7 +520,7 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
     if raw is None:
         raw = {}
-    _check(isinstance(raw, dict), prefix, f"must be a mapping, got {type(raw).__name__}")
+    check(isinstance(raw, dict), prefix, f"must be a mapping, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -463,8 +529,11 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
         if key not in names:
             allowed = ", ".join(sorted(names))
             raise ConfigError(where, f"unknown key; allowed keys are {allowed}")
+        if dataclasses.is_dataclass(hints[key]):  # a nested section, e.g. search.confirm
+            kwargs[key] = build_section(hints[key], value, where)
+            continue
         ok, coerced = _type_ok(value, hints[key])
-        _check(ok, where, f"must be {_describe(hints[key])}, got {value!r}")
+        check(ok, where, f"must be {_describe(hints[key])}, got {value!r}")
         kwargs[key] = coerced
     for f in dataclasses.fields(cls):
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -475,31 +544,31 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
 
 def parse_config(raw: Any) -> ExperimentConfig:
     """Validate a raw mapping (from YAML) into an :class:`ExperimentConfig`."""
-    _check(isinstance(raw, dict), "(top level)", "the file must be a YAML mapping of sections")
+    check(isinstance(raw, dict), "(top level)", "the file must be a YAML mapping of sections")
     sections = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
-                "train": TrainConfig, "search": SearchConfig}
+                "train": TrainParams, "search": SearchConfig}
     top = {"name", "results_dir", "cache_dir", "space", "extra_teachers", *sections}
     for key in raw:
-        _check(key in top, str(key), f"unknown section; allowed are {', '.join(sorted(top))}")
+        check(key in top, str(key), f"unknown section; allowed are {', '.join(sorted(top))}")
     kwargs: dict[str, Any] = {}
     for key in ("name", "results_dir", "cache_dir"):
         if key in raw:
-            _check(isinstance(raw[key], str) and raw[key] != "", key, "must be a non-empty string")
+            check(isinstance(raw[key], str) and raw[key] != "", key, "must be a non-empty string")
             kwargs[key] = raw[key]
     for key, cls in sections.items():
         kwargs[key] = build_section(cls, raw.get(key), key)
     space_raw = raw.get("space")
-    _check(isinstance(space_raw, dict) and space_raw, "space",
+    check(isinstance(space_raw, dict) and space_raw, "space",
            "must map parameter names to distributions, e.g. alpha: {type: uniform, low: 0, high: 1}")
     space = []
     for name, spec in space_raw.items():
-        _check(isinstance(spec, dict), f"space.{name}",
+        check(isinstance(spec, dict), f"space.{name}",
                "must be a mapping like {type: uniform, low: 0, high: 1}")
-        _check("name" not in spec, f"space.{name}.name", "remove it; the key names the parameter")
+        check("name" not in spec, f"space.{name}.name", "remove it; the key names the parameter")
         space.append(build_section(ParamSpace, {**spec, "name": name}, f"space.{name}"))
     kwargs["space"] = space
     extra = raw.get("extra_teachers") or []
-    _check(isinstance(extra, list), "extra_teachers", "must be a list of teacher sections")
+    check(isinstance(extra, list), "extra_teachers", "must be a list of teacher sections")
     kwargs["extra_teachers"] = [build_section(TeacherConfig, t, f"extra_teachers.{i}")
                                 for i, t in enumerate(extra)]
     return ExperimentConfig(**kwargs)
@@ -511,40 +580,77 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     ``overrides`` maps dotted keys (``search.num_samples``) to values, applied before validation.
     """
     path = Path(path)
-    _check(path.is_file(), "--space", f"file not found: {str(path)!r}")
+    check(path.is_file(), "--space", f"file not found: {str(path)!r}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ConfigError(str(path), f"not valid YAML ({first}); fix the syntax") from None
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(str(path), "not UTF-8 text; save the file as UTF-8") from None
-    for dotted, value in (overrides or {}).items():
-        if not isinstance(raw, dict):
-            break
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {}) if isinstance(node.get(p, {}), dict) else {}
-        node[leaf] = value
+    return config_from_yaml(text, str(path), overrides)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` with a one-line error naming ``source``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(source, f"not valid YAML ({first}); fix the syntax") from None
+
+
+def config_from_yaml(text: str, source: str, overrides: dict[str, Any] | None = None
+                     ) -> ExperimentConfig:
+    raw = read_yaml(text, source)
+    if isinstance(raw, dict):
+        for dotted, value in (overrides or {}).items():
+            set_dotted(raw, dotted, value)
     return parse_config(raw)
 
 
-def is_anchor(config: dict[str, Any], anchors: list[dict[str, Any]]) -> bool:
-    def same(a: Any, b: Any) -> bool:
-        if isinstance(a, float) or isinstance(b, float):
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """``raw["a"]["b"] = value`` for ``dotted = "a.b"``, making the sections on the way."""
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        node = node.setdefault(p, {}) if isinstance(node.get(p, {}), dict) else {}
+    node[leaf] = value
+
+
+def merge_sections(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with nested ``overrides`` merged in (``search={"num_samples": 6}`` keeps the rest)."""
+    out = dict(raw)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "space":
+            out[key] = merge_sections(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+#: Labels of the anchor trials in the record (trials.csv's ``anchor`` column).
+ANCHOR_CE, ANCHOR_SEED = "CE anchor", "seed default"
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal hparam values: floats up to rounding, anything else exactly."""
+    if isinstance(a, float) or isinstance(b, float):
+        try:
             return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-        return a == b
+        except (TypeError, ValueError):
+            return False
+    return a == b
 
-    return any(all(k in config and same(config[k], v) for k, v in a.items()) for a in anchors)
+
+def is_anchor(hparams: dict[str, Any], anchors: list[dict[str, Any]]) -> bool:
+    return any(all(k in hparams and same_value(hparams[k], v) for k, v in a.items())
+               for a in anchors)
 
 
-def anchor_label(config: dict[str, Any], anchors: list[dict[str, Any]]) -> str:
-    """'baseline' for the CE-only anchor (alpha = 1), 'seed default' for the other anchor.
+def anchor_label(hparams: dict[str, Any], anchors: list[dict[str, Any]]) -> str:
+    """'CE anchor' for the CE-only anchor (alpha = 1), 'seed default' for the other anchor.
 
-    An anchor is a baseline only when its own alpha is 1: with alpha not searched there is no
+    An anchor is CE-only only when its own alpha is 1: with alpha not searched there is no
     CE-only run, and the fixed-values anchor is labelled 'seed default'.
     """
-    if not is_anchor(config, anchors):
+    if not is_anchor(hparams, anchors):
         return ""
-    return "baseline" if config.get("alpha") == 1.0 else "seed default"
+    return ANCHOR_CE if hparams.get("alpha") == CE_ALPHA else ANCHOR_SEED

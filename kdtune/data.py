@@ -1,24 +1,27 @@
-"""Data: load rows (local file or the hub), split them stratified, tokenise once, batch.
+"""Data: load rows (a local file or the hub), split them stratified, tokenise once.
 
-Tokenised splits are stored as one flat ``int32`` array of token ids plus offsets, so they
-travel to Ray trials through the object store without copies and batches are padded
-dynamically to the longest sequence in each batch (not to ``max_length``).
+Any CSV / TSV / JSON / JSONL / Parquet file (or ``datasets`` hub dataset, with its config name)
+with a text column, an optional second text (sentence pairs) and a label works. The dataset's
+own validation / test splits are used when named; whatever is not named is carved out of the
+main split, label-stratified and seeded. A ``data.path`` that does not exist is an error naming
+it, unless ``data.hub_fallback`` asks for the hub instead; hub failures are one line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.model_selection import train_test_split
 
-from kdtune.config import ConfigError, DataConfig
+from kdtune.batches import Encoded, encode
+from kdtune.config import DataConfig
+from kdtune.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +32,12 @@ READERS = {
     ".jsonl": lambda p: pd.read_json(p, lines=True),
     ".parquet": lambda p: pd.read_parquet(p),
 }
+SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass
 class Splits:
-    """Train / validation / test frames with columns ``text`` and ``label`` (0..C-1)."""
+    """Train / validation / test frames with columns ``text`` (``text_pair``) and ``label``."""
 
     train: pd.DataFrame
     val: pd.DataFrame
@@ -45,85 +49,122 @@ class Splits:
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
     def fingerprint(self) -> str:
         """A hash of every split's texts and labels: changes whenever the data does."""
         h = hashlib.sha256()
-        for frame in (self.train, self.val, self.test):
-            for text, label in zip(frame["text"], frame["label"], strict=True):
+        for frame in self.frames().values():
+            pairs = frame["text_pair"] if "text_pair" in frame else [""] * len(frame)
+            for text, pair, label in zip(frame["text"], pairs, frame["label"], strict=True):
                 h.update(text.encode("utf-8"))
+                h.update(b"\x02" + pair.encode("utf-8"))
                 h.update(b"\x00%d\x01" % label)
             h.update(b"|split|")
         return h.hexdigest()[:16]
 
+    def encode(self, tokenizer, max_length: int) -> dict[str, Encoded]:
+        """Every split tokenised once (pairs as pairs)."""
+        return {k: encode(f["text"].tolist(), f["label"].to_numpy(), tokenizer, max_length,
+                          f["text_pair"].tolist() if "text_pair" in f else None)
+                for k, f in self.frames().items()}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:240] if text else type(exc).__name__
+
 
 def resolve_source(cfg: DataConfig) -> tuple[str, str]:
-    """Pick the local file when it exists, else the hub dataset. Returns (kind, location)."""
-    if cfg.path is not None and Path(cfg.path).is_file():
-        return "local", cfg.path
-    if cfg.hub is not None:
-        return "hub", cfg.hub
-    raise ConfigError("data.path", f"file not found: {cfg.path!r}; fix the path (relative paths "
-                      "are read from the current directory) or set data.hub")
+    """The local file when it exists; the hub when only it is given, or fallback is allowed."""
+    if cfg.path is not None:
+        if Path(cfg.path).is_file():
+            return "local", cfg.path
+        if not (cfg.hub_fallback and cfg.hub):
+            raise ConfigError("data.path", f"file not found: {cfg.path!r} (relative paths are read "
+                              f"from {os.getcwd()!r}); fix the path"
+                              + (", or set data.hub_fallback: true to load data.hub instead"
+                                 if cfg.hub else ""))
+        log.warning("data.path %r not found: loading data.hub %r instead (data.hub_fallback)",
+                    cfg.path, cfg.hub)
+    return "hub", str(cfg.hub)
 
 
-def _read_local(path: str) -> pd.DataFrame:
+def read_local(path: str, field: str = "data.path") -> pd.DataFrame:
     suffix = Path(path).suffix.lower()
     if suffix not in READERS:
-        raise ConfigError("data.path", f"unsupported file type {suffix!r}; use one of "
-                          f"{', '.join(READERS)}")
+        raise ConfigError(field, f"unsupported file type {suffix!r}; use one of {', '.join(READERS)}")
+    if not Path(path).is_file():
+        raise ConfigError(field, f"file not found: {path!r}")
     try:
         return READERS[suffix](path)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError("data.path", f"could not read {path!r} ({first})") from None
+        raise ConfigError(field, f"could not read {path!r} ({_first_line(exc)})") from None
 
 
-def _read_hub(cfg: DataConfig) -> tuple[pd.DataFrame, list[str] | None]:
-    import datasets  # imported lazily: slow, and only needed for hub data
+def _hub_reachable(cfg: DataConfig) -> None:
+    """Fail in one line, fast, when the hub cannot be reached (instead of minutes of retries)."""
+    if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
+        return  # datasets reads its local cache only
+    import requests
+    from huggingface_hub import constants
 
     try:
-        ds = datasets.load_dataset(cfg.hub, split=cfg.hub_split)
+        requests.head(constants.ENDPOINT, timeout=5)
+    except requests.RequestException as exc:
+        raise ConfigError("data.hub", f"cannot reach the Hugging Face hub at {constants.ENDPOINT} to "
+                          f"load {cfg.hub!r} ({type(exc).__name__}); give a local data.path, or "
+                          "set HF_DATASETS_OFFLINE=1 to use a cached copy") from None
+
+
+def read_hub(cfg: DataConfig, split: str, field: str = "data.hub") -> tuple[pd.DataFrame, list | None]:
+    import datasets  # imported lazily: slow, and only needed for hub data
+
+    datasets.utils.logging.set_verbosity_error()
+    datasets.utils.logging.disable_progress_bar()
+    _hub_reachable(cfg)
+    try:
+        ds = datasets.load_dataset(cfg.hub, cfg.hub_config, split=split)
     except Exception as exc:  # noqa: BLE001 - any hub/network failure becomes one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError("data.hub", f"could not load {cfg.hub!r} split {cfg.hub_split!r} "
-                          f"({first}); check the name or give a local data.path") from None
-    names = None
+        where = f"{cfg.hub!r}" + (f" config {cfg.hub_config!r}" if cfg.hub_config else "")
+        raise ConfigError(field, f"could not load {where} split {split!r} ({_first_line(exc)}); "
+                          "check the names or give a local data.path") from None
     feature = ds.features.get(cfg.label_column)
-    if feature is not None and hasattr(feature, "names"):
-        names = list(feature.names)
+    names = list(feature.names) if feature is not None and hasattr(feature, "names") else None
     return ds.to_pandas(), names
 
 
-def load_rows(cfg: DataConfig) -> tuple[pd.DataFrame, list[str], str]:
-    """Load all rows as a frame with ``text`` and integer ``label``; returns (frame, names, src)."""
-    kind, where = resolve_source(cfg)
-    hub_names = None
-    if kind == "local":
-        frame = _read_local(where)
-        source = f"local:{where}"
-    else:
-        frame, hub_names = _read_hub(cfg)
-        source = f"hub:{where}[{cfg.hub_split}]"
-    for key in ("text_column", "label_column"):
-        col = getattr(cfg, key)
-        if col not in frame.columns:
-            raise ConfigError(f"data.{key}", f"column {col!r} not found; the data has columns "
+def _columns(frame: pd.DataFrame, cfg: DataConfig, where: str) -> pd.DataFrame:
+    cols = {cfg.text_column: "text", cfg.label_column: "label"}
+    if cfg.text_pair_column:
+        cols[cfg.text_pair_column] = "text_pair"
+    for key, col in (("text_column", cfg.text_column), ("label_column", cfg.label_column),
+                     ("text_pair_column", cfg.text_pair_column)):
+        if col is not None and col not in frame.columns:
+            raise ConfigError(f"data.{key}", f"column {col!r} not found in {where}; it has columns "
                               f"{list(map(str, frame.columns))}")
-    frame = frame[[cfg.text_column, cfg.label_column]].rename(
-        columns={cfg.text_column: "text", cfg.label_column: "label"})
-    frame = frame.dropna()
-    frame["text"] = frame["text"].astype(str)
-    labels = frame["label"]
-    if pd.api.types.is_integer_dtype(labels) or pd.api.types.is_float_dtype(labels):
+    frame = frame[list(cols)].rename(columns=cols).dropna()
+    for col in ("text", "text_pair"):
+        if col in frame:
+            frame[col] = frame[col].astype(str)
+    return frame
+
+
+def label_ids(frames: dict[str, pd.DataFrame], cfg: DataConfig, hub_names: list | None
+              ) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Integer labels 0..C-1 in every frame (string labels mapped by label_names or sorted)."""
+    labels = pd.concat([f["label"] for f in frames.values()])
+    if pd.api.types.is_numeric_dtype(labels):
         if not np.all(np.mod(labels.to_numpy(dtype=float), 1) == 0) or labels.min() < 0:
             raise ConfigError("data.label_column", "integer labels must be 0, 1, ..., C-1")
-        frame["label"] = labels.astype(np.int64)
-        num = int(frame["label"].max()) + 1
+        num = int(labels.max()) + 1
         names = cfg.label_names or hub_names or [str(i) for i in range(num)]
         if len(names) < num:
             raise ConfigError("data.label_names", f"{len(names)} names for labels 0..{num - 1}; "
                               "give one name per label")
-    else:  # string labels: map to ids in the order of label_names (or sorted)
+        mapper = lambda s: s.astype(np.int64)  # noqa: E731
+    else:
         values = sorted(labels.astype(str).unique())
         names = cfg.label_names or values
         unknown = set(values) - set(names)
@@ -131,13 +172,35 @@ def load_rows(cfg: DataConfig) -> tuple[pd.DataFrame, list[str], str]:
             raise ConfigError("data.label_names", f"labels {sorted(unknown)[:5]} are not in "
                               "label_names; add them or fix the data")
         index = {n: i for i, n in enumerate(names)}
-        frame["label"] = labels.astype(str).map(index).astype(np.int64)
-    if len(frame) < 30:
-        raise ConfigError("data.path", f"only {len(frame)} usable rows; need at least 30")
-    present = set(frame["label"].unique())
-    if len(present) < 2:
+        mapper = lambda s: s.astype(str).map(index).astype(np.int64)  # noqa: E731
+    return {k: f.assign(label=mapper(f["label"])).reset_index(drop=True)
+            for k, f in frames.items()}, list(names)
+
+
+def _read(cfg: DataConfig, kind: str, where: str | None, split: str, field: str):
+    if kind == "local":
+        return read_local(where or "", field), None
+    return read_hub(cfg, split, field)
+
+
+def load_frames(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], str]:
+    """The main rows and any named validation / test split, columns renamed, labels as ids."""
+    kind, where = resolve_source(cfg)
+    main, hub_names = _read(cfg, kind, where, cfg.hub_split, "data.path" if kind == "local" else
+                            "data.hub")
+    frames = {"main": _columns(main, cfg, where)}
+    for name, split in (("val", cfg.val_split), ("test", cfg.test_split)):
+        if split is not None:
+            raw, _ = _read(cfg, kind, split, split, f"data.{name}_split")
+            frames[name] = _columns(raw, cfg, split)
+    frames, names = label_ids(frames, cfg, hub_names)
+    source = f"local:{where}" if kind == "local" else (
+        f"hub:{where}" + (f"/{cfg.hub_config}" if cfg.hub_config else "") + f"[{cfg.hub_split}]")
+    if len(frames["main"]) < 30:
+        raise ConfigError("data.path", f"only {len(frames['main'])} usable rows; need at least 30")
+    if frames["main"]["label"].nunique() < 2:
         raise ConfigError("data.label_column", "the data has a single class; need at least two")
-    return frame.reset_index(drop=True), list(names), source
+    return frames, names, source
 
 
 def _cap(frame: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
@@ -147,109 +210,44 @@ def _cap(frame: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
     return kept
 
 
-def split_rows(frame: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, ...]:
-    """Deterministic label-stratified train / val / test split, then per-split caps."""
-    counts = frame["label"].value_counts()
+def _carve(frame: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    try:
+        return train_test_split(frame, test_size=share, stratify=frame["label"], random_state=seed)
+    except ValueError as exc:  # e.g. a split too small for every class
+        raise ConfigError("data.val_fraction", f"cannot split {len(frame)} rows stratified "
+                          f"({str(exc).splitlines()[0]}); use larger fractions or more data") from None
+
+
+def split_rows(frames: dict[str, pd.DataFrame], cfg: DataConfig) -> tuple[pd.DataFrame, ...]:
+    """Train / val / test: named splits as given, the rest carved stratified; then caps."""
+    main = frames["main"]
+    counts = main["label"].value_counts()
     if counts.min() < 3:
         raise ConfigError("data.label_column", f"class {counts.idxmin()} has {counts.min()} rows;"
                           " every class needs at least 3 to be split into train/val/test")
-    n_classes = frame["label"].nunique()
+    n_classes = main["label"].nunique()
     for name in ("max_train", "max_val", "max_test"):
         cap = getattr(cfg, name)
         if cap is not None and cap < 2 * n_classes:
             raise ConfigError(f"data.{name}", f"{cap} rows cannot hold {n_classes} classes "
                               f"stratified; use at least {2 * n_classes} or null")
-    try:
-        rest, test = train_test_split(frame, test_size=cfg.test_fraction,
-                                      stratify=frame["label"], random_state=cfg.seed)
-        val_share = cfg.val_fraction / (1.0 - cfg.test_fraction)
-        train, val = train_test_split(rest, test_size=val_share, stratify=rest["label"],
-                                      random_state=cfg.seed)
-    except ValueError as exc:  # e.g. a split too small for every class
-        raise ConfigError("data.val_fraction", f"cannot split {len(frame)} rows stratified "
-                          f"({str(exc).splitlines()[0]}); use larger fractions or more data") from None
+    rest, test = (main, frames["test"]) if "test" in frames else _carve(main, cfg.test_fraction,
+                                                                       cfg.seed)
+    if "val" in frames:
+        train, val = rest, frames["val"]
+    else:
+        share = cfg.val_fraction / (1.0 - (0.0 if "test" in frames else cfg.test_fraction))
+        train, val = _carve(rest, share, cfg.seed)
     out = []
     for part, cap in ((train, cfg.max_train), (val, cfg.max_val), (test, cfg.max_test)):
-        part = _cap(part, cap, cfg.seed).sort_index()
-        out.append(part.reset_index(drop=True))
+        out.append(_cap(part, cap, cfg.seed).sort_index().reset_index(drop=True))
     return tuple(out)
 
 
 def load_splits(cfg: DataConfig) -> Splits:
     """Load and split the data described by ``cfg``."""
-    frame, names, source = load_rows(cfg)
-    train, val, test = split_rows(frame, cfg)
+    frames, names, source = load_frames(cfg)
+    train, val, test = split_rows(frames, cfg)
     log.info("data %s: %d train / %d val / %d test rows, %d classes", source, len(train),
              len(val), len(test), len(names))
     return Splits(train, val, test, names, source)
-
-
-@dataclass
-class Encoded:
-    """One tokenised split: flat token ids with offsets, plus labels."""
-
-    ids: np.ndarray  # int32, all sequences concatenated
-    offsets: np.ndarray  # int64, len n + 1
-    labels: np.ndarray  # int64
-    pad_id: int
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:
-        """Pad the selected rows to the longest of them (dynamic padding)."""
-        lengths = self.lengths[index]
-        width = int(lengths.max())
-        input_ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(index), width), dtype=np.int64)
-        for row, (i, n) in enumerate(zip(index, lengths, strict=True)):
-            start = self.offsets[i]
-            input_ids[row, :n] = self.ids[start:start + n]
-            mask[row, :n] = 1
-        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
-
-
-def encode(texts: list[str], labels: np.ndarray, tokenizer, max_length: int) -> Encoded:
-    """Tokenise once (truncation to ``max_length``, no padding)."""
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
-    seqs = enc["input_ids"]
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(s) for s in seqs])
-    ids = np.fromiter((t for s in seqs for t in s), dtype=np.int32, count=int(offsets[-1]))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return Encoded(ids, offsets, np.asarray(labels, dtype=np.int64), int(pad))
-
-
-def batch_indices(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,
-                  group_by_length: bool = True) -> Iterator[np.ndarray]:
-    """Yield index batches.
-
-    Training order is shuffled; with ``group_by_length`` rows are sorted by length inside
-    mega-batches of 50 batches (as transformers' ``group_by_length`` does) so little padding is
-    computed, and the batch order is shuffled again. Evaluation (no shuffle) sorts by length
-    globally, which is the cheapest order and does not change the metrics.
-    """
-    n = len(lengths)
-    if not shuffle:
-        order = np.argsort(lengths, kind="stable") if group_by_length else np.arange(n)
-        for start in range(0, n, batch_size):
-            yield order[start:start + batch_size]
-        return
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
-    if not group_by_length:
-        for start in range(0, n, batch_size):
-            yield order[start:start + batch_size]
-        return
-    mega = batch_size * 50
-    batches = []
-    for start in range(0, n, mega):
-        chunk = order[start:start + mega]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    for b in rng.permutation(len(batches)):
-        yield batches[b]

@@ -152,10 +152,11 @@ def slice_layers(model: nn.Module, layers: list[int]) -> nn.Module:
 
 
 @dataclass
-class StudentInit:
-    """What a trial needs to build its student without loading any model files.
+class ModelBlob:
+    """A model as its config and numpy weights: what travels through Ray's object store.
 
-    ``state`` holds numpy arrays so that Ray's object store shares them zero-copy.
+    Trials build their student (and, for online feature KD, the teacher) from it without
+    touching any file on the driver; numpy arrays are shared zero-copy by every trial on a node.
     """
 
     config: dict[str, Any]
@@ -168,28 +169,30 @@ class StudentInit:
         set_dropout(config, dropout)
         model = AutoModelForSequenceClassification.from_config(config)
         state = {k: torch.from_numpy(np.array(v)) for k, v in self.state.items()}
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or [m for m in missing if "position_ids" not in m]:
-            raise RuntimeError(f"student state mismatch: missing {missing}, unexpected {unexpected}")
+        load_state(model, state, self.description)
         return model
 
     @classmethod
-    def from_model(cls, model: nn.Module, description: str) -> StudentInit:
+    def from_model(cls, model: nn.Module, description: str) -> ModelBlob:
         state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
         return cls(model.config.to_dict(), state, description)
 
 
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load weights strictly: any missing or unexpected key is an error naming the keys.
+
+    Only buffers a checkpoint may legitimately lack (``position_ids``, rebuilt by the model)
+    are allowed to be missing.
+    """
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise RuntimeError(f"weights of {source} do not fit the model: missing {missing[:8]}, "
+                           f"unexpected {unexpected[:8]}")
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def pick_device() -> torch.device:
-    """CUDA, then Apple MPS, then CPU (the seed's order put MPS first; CUDA is faster)."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def save_weights(model: torch.nn.Module, folder: Path) -> None:
@@ -199,5 +202,6 @@ def save_weights(model: torch.nn.Module, folder: Path) -> None:
 
 
 def load_weights(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
-    model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)), strict=False)
+    """Load ``model.safetensors`` from ``folder`` strictly (see :func:`load_state`)."""
+    load_state(model, load_file(str(Path(folder) / WEIGHTS)), str(folder))
     return model

@@ -1,4 +1,4 @@
-"""One KD training from a flat dict of values: the shared recipe of trials and re-training.
+"""One KD training from a trial's hparams: the shared recipe of trials, confirm runs and retrain.
 
 A Ray trial (``kdtune.trainable``) and ``kdtune.retrain`` both call :func:`build_trainer`, so a
 re-trained config is trained exactly as its trial was. Nothing here imports Ray.
@@ -6,7 +6,6 @@ re-trained config is trained exactly as its trial was. Nothing here imports Ray.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +14,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdtune.data import Encoded, batch_indices
+from kdtune.batches import Encoded
+from kdtune.feature_kd import FeatureKD, RaggedStates
+from kdtune.latency import TRIAL, measure_torch
 from kdtune.losses import combine_teacher_logits
-from kdtune.models import StudentInit, count_parameters, slice_layers
-from kdtune.trainer import Callback, Trainer, TrainParams, seed_everything
+from kdtune.models import ModelBlob, count_parameters, slice_layers
+from kdtune.params import TrainParams
+from kdtune.trainer import Callback, Trainer, seed_everything
+
+#: Cached hidden states live on a trial's GPU when they take at most this much; beyond it they
+#: stay in (pinned) host memory and each batch's rows are gathered there and copied over.
+DEVICE_FEATURE_BUDGET_MB = 4096.0
 
 
 @dataclass
@@ -28,34 +34,35 @@ class TrialData:
     train: Encoded
     val: Encoded
     teacher_logits: list[np.ndarray]  # one [n_train, C] array per teacher, main teacher first
-    student_init: StudentInit
+    student_init: ModelBlob
     label_names: list[str]
-    fixed: dict[str, Any]
+    base: dict[str, Any]  # the fixed hparams every trial starts from
     slice_in_trial: bool = False  # student_init holds every teacher layer; slice per trial
     teacher_layers: int = 0  # the (main) teacher's block count, for feature-pair mapping
     feature_targets: dict[int, np.ndarray] = field(default_factory=dict)  # block -> [tokens, H]
     student_layers: list[int] | None = None  # the fixed slice's teacher layers (None: hub model)
-    online_teacher_dir: str | None = None  # hidden states too large to cache: run this teacher
+    online_teacher: ModelBlob | None = None  # hidden states too large to cache: this teacher
+    measure_size: bool = False  # the search trades quality against latency / size
 
 
-def teacher_weights(values: dict[str, Any], n_teachers: int) -> list[float]:
+def teacher_weights(hparams: dict[str, Any], n_teachers: int) -> list[float]:
     """Per-teacher weights: searched ``teacher_weight`` (2 teachers), fixed list, or equal."""
-    if n_teachers == 2 and values.get("teacher_weight") is not None:
-        w = float(values["teacher_weight"])
+    if n_teachers == 2 and hparams.get("teacher_weight") is not None:
+        w = float(hparams["teacher_weight"])
         return [w, 1.0 - w]
-    if values.get("teacher_weights"):
-        return [float(x) for x in values["teacher_weights"]]
+    if hparams.get("teacher_weights"):
+        return [float(x) for x in hparams["teacher_weights"]]
     return [1.0 / n_teachers] * n_teachers
 
 
-def combined_logits(data: TrialData, values: dict[str, Any]) -> np.ndarray | None:
+def combined_logits(data: TrialData, hparams: dict[str, Any]) -> np.ndarray | None:
     if not data.teacher_logits:
         return None
     if len(data.teacher_logits) == 1:
         return data.teacher_logits[0]
-    weights = teacher_weights(values, len(data.teacher_logits))
+    weights = teacher_weights(hparams, len(data.teacher_logits))
     combined = combine_teacher_logits([torch.from_numpy(np.asarray(z)) for z in data.teacher_logits],
-                                      weights, values.get("teacher_combine", "weighted"))
+                                      weights, hparams.get("teacher_combine", "weighted"))
     return combined.numpy()
 
 
@@ -72,55 +79,46 @@ def feature_pairs(student_layers: Sequence[int] | None, n_student: int,
     return [(i, max(0, round((i + 1) * n_teacher / n_student) - 1)) for i in range(n_student)]
 
 
-def build_model(data: TrialData, values: dict[str, Any]) -> nn.Module:
-    model = data.student_init.build(dropout=values.get("dropout"))
+def build_model(data: TrialData, hparams: dict[str, Any]) -> nn.Module:
+    model = data.student_init.build(dropout=hparams.get("dropout"))
     if data.slice_in_trial:
-        model = slice_layers(model, list(values["layers"]))
+        model = slice_layers(model, list(hparams["layers"]))
     return model
 
 
-def build_trainer(values: dict[str, Any], data: TrialData, callbacks: Sequence[Callback] = (),
-                  device: torch.device | None = None) -> Trainer:
-    """Seed, build the student and its trainer for one set of values (fixed + sampled)."""
-    values = {**data.fixed, **values}
-    params = TrainParams.from_dict(values)
+def build_features(data: TrialData, params: TrainParams, hparams: dict[str, Any],
+                   model: nn.Module, device: torch.device) -> FeatureKD | None:
+    """The hidden-state loss of this trial, or None when it distils logits only."""
+    if params.beta <= 0:
+        return None
+    layers = hparams.get("layers") if data.slice_in_trial else data.student_layers
+    pairs = feature_pairs(layers, model.config.num_hidden_layers, data.teacher_layers)
+    if data.online_teacher is not None and not data.feature_targets:
+        return FeatureKD(pairs, model.config.hidden_size, params.feature_loss,
+                         online_teacher=data.online_teacher.build())
+    total_mb = sum(a.nbytes for a in data.feature_targets.values()) / 1e6
+    where = device if total_mb <= DEVICE_FEATURE_BUDGET_MB else torch.device("cpu")
+    blocks = {t for _, t in pairs}
+    cached = {b: RaggedStates(a, data.train.offsets, where)
+              for b, a in data.feature_targets.items() if b in blocks}
+    return FeatureKD(pairs, model.config.hidden_size, params.feature_loss, cached=cached)
+
+
+def build_trainer(hparams: dict[str, Any], data: TrialData, callbacks: Sequence[Callback] = (),
+                  device: torch.device | None = None, progress: bool = False) -> Trainer:
+    """Seed, build the student and its trainer for one trial's hparams (merged over the base)."""
+    hparams = {**data.base, **hparams}
+    params = TrainParams.from_hparams(hparams)
     seed_everything(params.seed)
-    model = build_model(data, values)
-    pairs: list[tuple[int, int]] = []
-    if params.beta > 0:
-        layers = values.get("layers") if data.slice_in_trial else data.student_layers
-        pairs = feature_pairs(layers, model.config.num_hidden_layers, data.teacher_layers)
-    online = None
-    if pairs and data.online_teacher_dir:  # the one case where a trial loads the teacher
-        from transformers import AutoModelForSequenceClassification
-
-        online = AutoModelForSequenceClassification.from_pretrained(data.online_teacher_dir)
+    model = build_model(data, hparams)
+    device = device or torch.device("cpu")
     return Trainer(model, data.train, data.val, params, data.label_names,
-                   teacher_logits=combined_logits(data, values), device=device,
-                   callbacks=callbacks, feature_targets=data.feature_targets, feature_pairs=pairs,
-                   online_teacher=online)
-
-
-@torch.inference_mode()
-def latency_ms(model: nn.Module, data: Encoded, n: int = 16) -> float:
-    """Median CPU-or-device latency of one example (batch 1), over ``n`` validation rows."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    order = list(batch_indices(data.lengths, 1, shuffle=True, seed=0))[: n + 2]
-    times = []
-    for i, index in enumerate(order):
-        batch = {k: v.to(device) for k, v in data.collate(index).items()}
-        t0 = time.perf_counter()
-        model(**batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= 2:  # two warm-up calls
-            times.append((time.perf_counter() - t0) * 1000.0)
-    model.train(was_training)
-    return float(np.median(times))
+                   teacher_logits=combined_logits(data, hparams), device=device,
+                   callbacks=callbacks, progress=progress,
+                   features=build_features(data, params, hparams, model, device))
 
 
 def size_metrics(model: nn.Module, data: Encoded) -> dict[str, float]:
-    """What the multi-objective search trades quality against."""
-    return {"latency_ms": latency_ms(model, data), "params": float(count_parameters(model))}
+    """What the multi-objective search trades quality against (the one latency protocol)."""
+    return {"latency_ms": measure_torch(model, data, TRIAL)["latency_ms"],
+            "params": float(count_parameters(model))}

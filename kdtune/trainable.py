@@ -1,10 +1,11 @@
-"""The Ray Tune adapter: one trial = build the student, run the trainer, report each epoch.
+"""The Ray Tune adapter: one trial = build the student, run the trainer, report every rung.
 
 Everything heavy (a :class:`~kdtune.recipe.TrialData`: tokenised splits, cached teacher
-logits and hidden states, the student's initial weights) arrives through
+logits and hidden states, the student's initial weights, an online teacher) arrives through
 ``tune.with_parameters``, i.e. Ray's object store, where numpy arrays are shared zero-copy by
-every trial on a node and shipped once to other nodes. Trials never load the teacher. The
-trainer knows nothing of Ray: this module only adds a reporting callback.
+every trial on a node and shipped once to other nodes; no trial reads a path on the driver.
+A trial runs on exactly what Ray assigned it: the CPU unless it was given a GPU. The trainer
+knows nothing of Ray: this module only adds a reporting callback.
 """
 
 from __future__ import annotations
@@ -17,21 +18,26 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
+from safetensors.torch import load_file, save_file
 
-from kdtune.models import load_weights, save_weights
+from kdtune.devices import trial_device
 from kdtune.recipe import TrialData, build_trainer, size_metrics
-from kdtune.trainer import DivergedError, EpochMetrics, Trainer
+from kdtune.record import schema as S
+from kdtune.trainer import DivergedError, RungMetrics, Trainer
 
-STATE = "history.json"
+STATE, WEIGHTS = "trainer.json", "trainer.safetensors"
 
 
-def epoch_report(m: EpochMetrics, label_names: list[str]) -> dict[str, Any]:
+def rung_report(m: RungMetrics, label_names: list[str], mode: str, metric: str) -> dict[str, Any]:
     """Flat metrics dict for Ray (per-class F1 as one column per class)."""
     d = m.as_dict()
     per_class = d.pop("val_f1_per_class")
-    d.update({f"val_f1_{name}": f for name, f in zip(label_names, per_class, strict=True)})
+    d.update({S.per_class(name): f for name, f in zip(label_names, per_class, strict=True)})
+    # Checkpoints are ranked (higher is better) on full-validation rungs only.
+    d[S.CKPT_SCORE] = (d[metric] if mode == "max" else -d[metric]) if m.full_val else S.WORST_SCORE
     d["diverged"] = False
     d["peak_rss_mb"] = peak_rss_mb()
     return d
@@ -46,37 +52,53 @@ def peak_rss_mb() -> float:
     return peak / 1e6 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
-def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int) -> None:
-    """Ray Tune function trainable. ``config`` holds the sampled values; ``data`` the rest."""
-    torch.set_num_threads(max(1, threads))
-    trainer = build_trainer(config, data)
-    model = trainer.model
-    label_names = data.label_names
-    sizes = size_metrics(model, data.val)  # the architecture is fixed: measure once
+def save_checkpoint(trainer: Trainer, folder: Path) -> None:
+    # contiguous + clone: tied or sliced tensors must be stored as independent buffers.
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in trainer.checkpoint_state().items()}
+    save_file(state, str(folder / WEIGHTS))
+    (folder / STATE).write_text(json.dumps({"step": trainer.step,
+                                            "history": [h.as_dict() for h in trainer.history]}))
 
-    def report(m: EpochMetrics, trainer: Trainer) -> None:
+
+def restore_checkpoint(trainer: Trainer, folder: Path) -> None:
+    """Continue a resumed trial after its last reported rung (projections included)."""
+    trainer.load_checkpoint_state(load_file(str(folder / WEIGHTS)))
+    state = json.loads((folder / STATE).read_text())
+    trainer.restore(state["history"], int(state["step"]))
+
+
+def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: str,
+             mode: str) -> None:
+    """Ray Tune function trainable. ``config`` holds the trial's hparams; ``data`` the rest."""
+    device = trial_device(ray.get_gpu_ids())
+    torch.set_num_threads(max(1, threads))
+    hparams = {k: v for k, v in config.items() if k != S.ARM}
+    trainer = build_trainer(hparams, data, device=device)
+    sizes = size_metrics(trainer.model, data.val) if data.measure_size else {}
+    extra = {S.ARM: config.get(S.ARM, "kd"), "device": str(device), "resumed_from_step": 0, **sizes}
+
+    def report(m: RungMetrics, trainer: Trainer) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            save_weights(trainer.model, Path(tmp))
-            (Path(tmp) / STATE).write_text(json.dumps([h.as_dict() for h in trainer.history]))
-            tune.report({**epoch_report(m, label_names), **sizes},
+            save_checkpoint(trainer, Path(tmp))
+            tune.report({**rung_report(m, data.label_names, mode, metric), **extra},
                         checkpoint=tune.Checkpoint.from_directory(tmp))
 
     trainer.callbacks.append(report)
-    start_epoch = 1
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:  # a resumed search: continue after the last finished epoch
+    if checkpoint is not None:  # a resumed search: continue after the last reported rung
         with checkpoint.as_directory() as folder:
-            load_weights(trainer.model, folder)
-            start_epoch = trainer.restore(json.loads((Path(folder) / STATE).read_text()))
+            restore_checkpoint(trainer, Path(folder))
+        extra["resumed_from_step"] = trainer.step
     try:
-        trainer.fit(start_epoch)
+        trainer.fit()
     except DivergedError as exc:
         # A diverged trial ends normally with the worst score so ASHA and TPE learn from it,
         # and the results keep the reason; the search goes on.
-        worst = {"val_macro_f1": 0.0, "val_accuracy": 0.0}
-        tune.report({**worst, **sizes, "epoch": len(trainer.history) + 1, "loss": math.nan,
+        worst = {q: 0.0 for q in S.QUALITY}
+        tune.report({**worst, **extra, S.PROGRESS: trainer.step / trainer.steps_per_epoch,
+                     S.STEP: trainer.step, S.FULL_VAL: True, S.CKPT_SCORE: S.WORST_SCORE, "loss": math.nan,
                      "diverged": True, "error": str(exc)})
     finally:
-        del trainer, model  # free the student's memory before the actor is reused (ray#23971)
-        if torch.cuda.is_available():
+        del trainer  # free the student's memory before the actor is reused (ray#23971)
+        if device.type == "cuda":
             torch.cuda.empty_cache()

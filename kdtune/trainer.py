@@ -1,8 +1,12 @@
-"""The KD training loop: AdamW, OneCycleLR, grad clipping, per-epoch metrics, callbacks.
+"""The KD training loop: AdamW, OneCycleLR, grad clipping, validation at rungs, callbacks.
 
-It knows nothing of Ray or Optuna: a tuner plugs in through ``callbacks``, each called with the
-epoch's :class:`EpochMetrics` after every epoch (minGPT's trainer is the model for this).
-Teacher logits, when given, are precomputed per training example, so no teacher runs here.
+It knows nothing of Ray or Optuna: a tuner plugs in through ``callbacks``, each called with a
+:class:`RungMetrics` at every evaluation (minGPT's trainer is the model for this). Training
+validates ``1 / eval_every`` times per epoch: at epoch ends on the whole validation split, in
+between on a fixed stratified subset sized so that these extra evaluations stay near 10% of the
+epoch's time. Teacher logits (and cached hidden states) are precomputed per training example and
+moved to the device once with the tokens; no teacher runs here unless hidden states are too
+large to cache (online feature KD).
 """
 
 from __future__ import annotations
@@ -12,21 +16,24 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 from torch import nn
-from tqdm.auto import tqdm
 
-from kdtune.data import Encoded, batch_indices
-from kdtune.losses import feature_loss, kd_loss
-from kdtune.models import pick_device
+from kdtune.batches import DeviceSplit, Encoded, batch_indices, stratified_subset
+from kdtune.devices import autocast, best_device, inference_batch_size
+from kdtune.feature_kd import FeatureKD
+from kdtune.losses import kd_loss
+from kdtune.params import TrainParams
 
 log = logging.getLogger(__name__)
+
+#: Extra (subset) evaluations inside an epoch may cost about this share of the epoch's time.
+INTERMEDIATE_EVAL_SHARE = 0.1
 
 
 class DivergedError(RuntimeError):
@@ -34,56 +41,37 @@ class DivergedError(RuntimeError):
 
 
 class StopTraining(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Raised by a callback to end training after the current epoch."""
+    """Raised by a callback to end training after the current evaluation."""
 
 
 @dataclass
-class TrainParams:
-    """Values of one KD training run (fixed values merged with a trial's sampled ones)."""
+class RungMetrics:
+    """One evaluation: training means since the previous one, validation scores now."""
 
-    epochs: int = 3
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    learning_rate: float = 1e-4
-    alpha: float = 0.7
-    temperature: float = 3.0
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    clip_norm: float = 1.0
-    seed: int = 0
-    group_by_length: bool = True
-    beta: float = 0.0
-    feature_loss: str = "mse"
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainParams:
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        if "batch_size" in known:
-            known["batch_size"] = int(known["batch_size"])
-        return cls(**known)
-
-
-@dataclass
-class EpochMetrics:
-    epoch: int
+    progress: float  # epochs of training done: the time unit of ASHA's rungs
+    epoch: int  # the (1-based) epoch this evaluation falls in
+    step: int  # optimizer steps done
     loss: float
     ce_loss: float
     kd_loss: float
     kd_ce_ratio: float
+    feature_loss: float  # the hidden-state loss (before beta), 0 without feature KD
     train_accuracy: float
     val_accuracy: float
     val_macro_f1: float
+    val_loss: float
+    val_rows: int  # rows scored: the whole split at epoch ends, a fixed subset in between
+    full_val: bool
     val_f1_per_class: list[float] = field(default_factory=list)
-    epoch_lr: float = 0.0  # the scheduled learning rate at the epoch's start
-    feature_loss: float = 0.0  # the hidden-state loss (before beta), 0 without feature KD
-    epoch_seconds: float = 0.0
+    lr: float = 0.0  # the scheduled learning rate at this evaluation
+    seconds: float = 0.0  # wall time since the previous evaluation (training + evaluation)
     train_examples_per_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-Callback = Callable[[EpochMetrics, "Trainer"], None]
+Callback = Callable[[RungMetrics, "Trainer"], None]
 
 
 def seed_everything(seed: int) -> None:
@@ -95,6 +83,8 @@ def seed_everything(seed: int) -> None:
 def classification_metrics(labels: np.ndarray, preds: np.ndarray,
                            label_names: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro-F1 and per-class precision / recall / F1 / support (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
     classes = list(range(len(label_names)))
     p, r, f, s = precision_recall_fscore_support(labels, preds, labels=classes, zero_division=0)
     return {
@@ -106,30 +96,44 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray,
     }
 
 
-def _autocast(device: torch.device):
-    # bf16 autocast on CUDA (fast tensor cores, no loss scaling needed); fp32 elsewhere.
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
 @torch.inference_mode()
-def predict_logits(model: nn.Module, data: Encoded, batch_size: int = 128,
+def predict_logits(model: nn.Module, data: Encoded | DeviceSplit, batch_size: int = 128,
                    device: torch.device | None = None) -> np.ndarray:
     """Logits for every row of ``data`` in its original order (batched by length for speed)."""
     device = device or next(model.parameters()).device
+    split = data if isinstance(data, DeviceSplit) else DeviceSplit(data, device)
     was_training = model.training
     model.eval()
     out = None
-    for index in batch_indices(data.lengths, batch_size, shuffle=False):
-        batch = {k: v.to(device, non_blocking=True) for k, v in data.collate(index).items()}
-        with _autocast(device):
-            logits = model(**batch).logits.float().cpu().numpy()
+    for index in batch_indices(split.host_lengths, inference_batch_size(device, batch_size),
+                               shuffle=False):
+        index_t = split.index(index)
+        with autocast(device):
+            logits = model(**split.batch(index, index_t)).logits.float()
         if out is None:
-            out = np.empty((len(data), logits.shape[1]), dtype=np.float32)
-        out[index] = logits
+            out = torch.empty((len(split), logits.shape[1]), dtype=torch.float32, device=device)
+        out[index_t] = logits
     model.train(was_training)
-    return out
+    return out.cpu().numpy()
+
+
+def evaluation_points(steps_per_epoch: int, evals_per_epoch: int) -> list[int]:
+    """Steps (within an epoch, 1-based) after which to validate; the last is the epoch's end."""
+    n = max(1, min(evals_per_epoch, steps_per_epoch))
+    return sorted({max(1, round(k * steps_per_epoch / n)) for k in range(1, n + 1)})
+
+
+def intermediate_rows(n_train: int, n_val: int, evals_per_epoch: int, num_classes: int) -> int:
+    """Rows of the validation subset scored between epoch ends (0: none are needed).
+
+    An evaluation row costs roughly a third of a training row (forward only, no backward), so
+    ``k`` extra evaluations of ``m`` rows per epoch cost about ``k * m / (3 * n_train)`` of the
+    epoch; ``m`` is sized to keep that near :data:`INTERMEDIATE_EVAL_SHARE`.
+    """
+    if evals_per_epoch <= 1:
+        return 0
+    rows = int(3 * INTERMEDIATE_EVAL_SHARE * n_train / (evals_per_epoch - 1))
+    return min(n_val, max(8 * num_classes, rows))
 
 
 class Trainer:
@@ -139,176 +143,188 @@ class Trainer:
                  label_names: Sequence[str], teacher_logits: np.ndarray | None = None,
                  device: torch.device | None = None, callbacks: Sequence[Callback] = (),
                  progress: bool = False, progress_desc: str = "train",
-                 feature_targets: dict[int, np.ndarray] | None = None,
-                 feature_pairs: Sequence[tuple[int, int]] = (),
-                 online_teacher: nn.Module | None = None):
+                 features: FeatureKD | None = None):
         if teacher_logits is not None and len(teacher_logits) != len(train):
             raise ValueError(f"{len(teacher_logits)} teacher logits for {len(train)} train rows")
         if teacher_logits is None and params.alpha < 1.0:
             raise ValueError("alpha < 1 needs teacher logits")
-        self.device = device or pick_device()
+        self.device = device or best_device()
         self.model = model.to(self.device)
-        self.train_data, self.val_data, self.params = train, val, params
-        self.label_names = list(label_names)
-        self.teacher_logits = (torch.from_numpy(np.array(teacher_logits, dtype=np.float32))
-                               if teacher_logits is not None else None)
+        self.params, self.label_names = params, list(label_names)
         self.callbacks = list(callbacks)
-        # Feature KD: student block s is pulled towards teacher block t's cached hidden states,
-        # through a learned projection when the widths differ.
-        self.feature_pairs = list(feature_pairs) if params.beta > 0 else []
-        self.feature_targets = feature_targets or {}
-        # Hidden states too large to cache come from the teacher itself, batch by batch.
-        self.online_teacher = online_teacher.to(self.device).eval() if (
-            online_teacher is not None and self.feature_pairs) else None
-        if self.feature_pairs:
-            missing = {t for _, t in self.feature_pairs} - set(self.feature_targets)
-            if missing and self.online_teacher is None:
-                raise ValueError(f"no cached teacher hidden states for blocks {sorted(missing)}")
-            s_width = model.config.hidden_size
-            t_width = (self.online_teacher.config.hidden_size if self.online_teacher is not None
-                       else None)
-            widths = [t_width or self.feature_targets[t].shape[1] for _, t in self.feature_pairs]
-            self.projections = nn.ModuleList(
-                nn.Identity() if w == s_width else nn.Linear(s_width, w)
-                for w in widths).to(self.device)
-        else:
-            self.projections = nn.ModuleList()
         self.progress, self.progress_desc = progress, progress_desc
-        self.train_labels = torch.from_numpy(np.array(train.labels, dtype=np.int64))
+        targets = {} if teacher_logits is None else {"teacher": np.asarray(teacher_logits, np.float32)}
+        self.train = DeviceSplit(train, self.device, targets)
+        self.val, self.val_labels = DeviceSplit(val, self.device), val.labels
+        self.features = features.to(self.device) if features is not None and params.beta > 0 else None
         self.steps_per_epoch = math.ceil(len(train) / params.batch_size)
-        decay, no_decay = [], []
-        named = [*model.named_parameters(), *self.projections.named_parameters(prefix="proj")]
-        for name, p in named:
-            (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": params.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}], lr=params.learning_rate)
-        total = self.steps_per_epoch * params.epochs
-        if total >= 3:
-            # OneCycleLR needs at least two warm-up steps to interpolate; tiny runs get them.
-            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer, max_lr=params.learning_rate, total_steps=total,
-                pct_start=min(max(params.warmup_fraction, 2.0 / total), 0.5),
-                anneal_strategy="cos")
-        else:  # one or two steps in all: a schedule is meaningless, keep the rate constant
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
-        self.history: list[EpochMetrics] = []
-        self.last_val_logits: np.ndarray | None = None
+        evals = max(1, round(1.0 / params.eval_every))
+        self.eval_steps = evaluation_points(self.steps_per_epoch, evals)
+        rows = intermediate_rows(len(train), len(val), len(self.eval_steps), len(self.label_names))
+        subset = stratified_subset(val.labels, rows, seed=params.seed) if rows else None
+        self.val_subset = None if subset is None else (DeviceSplit(val.subset(subset), self.device),
+                                                       val.labels[subset])
+        self.optimizer, self.scheduler = self._optimizer()
+        self.history: list[RungMetrics] = []
+        self.step = 0
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        p, device = self.params, self.device
-        self.model.train()
-        # Sums stay on the device: one host sync per epoch, not per step.
-        sums = torch.zeros(5, device=device)  # loss, ce, kd, correct, feature
-        seen = 0
-        batches = batch_indices(self.train_data.lengths, p.batch_size, shuffle=True,
-                                seed=p.seed * 1000 + epoch, group_by_length=p.group_by_length)
-        if self.progress:
-            batches = tqdm(batches, total=self.steps_per_epoch, leave=False,
-                           desc=f"{self.progress_desc} epoch {epoch}/{p.epochs}")
-        for index in batches:
-            batch = {k: v.to(device, non_blocking=True)
-                     for k, v in self.train_data.collate(index).items()}
-            labels = self.train_labels[index].to(device, non_blocking=True)
-            with _autocast(device):
-                out = self.model(**batch, output_hidden_states=bool(self.feature_pairs))
-            logits = out.logits
-            if self.teacher_logits is not None:
-                teacher = self.teacher_logits[index].to(device, non_blocking=True)
-                parts = kd_loss(logits, teacher, labels, p.alpha, p.temperature)
-            else:
-                ce = nn.functional.cross_entropy(logits.float(), labels)
-                parts = (ce, ce, torch.zeros((), device=device))
-            total, feat = parts[0], torch.zeros((), device=device)
-            if self.feature_pairs:
-                feat = self._feature_loss(out.hidden_states, index, batch)
-                total = total + p.beta * feat
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            nn.utils.clip_grad_norm_([*self.model.parameters(), *self.projections.parameters()],
-                                     p.clip_norm)
-            self.optimizer.step()
-            self.scheduler.step()
-            n = len(index)
-            sums += torch.stack([total.detach() * n, parts[1].detach() * n,
-                                 parts[2].detach() * n,
-                                 (logits.detach().argmax(-1) == labels).sum().float(),
-                                 feat.detach() * n])
-            seen += n
-        loss, ce, kd, correct, feat = (sums / seen).tolist()
-        if not all(math.isfinite(v) for v in (loss, ce, kd, feat)):
-            raise DivergedError(f"loss became {loss} in epoch {epoch} "
-                                f"(learning_rate={p.learning_rate:g})")
-        return {"loss": loss, "ce_loss": ce, "kd_loss": kd, "train_accuracy": correct,
-                "feature_loss": feat}
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.params.epochs
 
-    def _feature_loss(self, student_states: tuple[torch.Tensor, ...], index: np.ndarray,
-                      batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean hidden-state loss over the student/teacher block pairs for one batch."""
-        mask = batch["attention_mask"]
-        lengths = self.train_data.lengths[index]
-        offsets = self.train_data.offsets[index]
-        width = mask.shape[1]
-        teacher_states = None
-        if self.online_teacher is not None:
-            with torch.inference_mode(), _autocast(self.device):
-                teacher_states = self.online_teacher(**batch, output_hidden_states=True).hidden_states
-        total = torch.zeros((), device=self.device)
-        for proj, (s_block, t_block) in zip(self.projections, self.feature_pairs, strict=True):
-            if teacher_states is not None:
-                target = teacher_states[t_block + 1].float().clone()
-            else:
-                flat = self.feature_targets[t_block]
-                rows = np.zeros((len(index), width, flat.shape[1]), dtype=np.float32)
-                for row, (start, n) in enumerate(zip(offsets, lengths, strict=True)):
-                    rows[row, :n] = flat[start:start + n]
-                target = torch.from_numpy(rows).to(self.device)
-            student = proj(student_states[s_block + 1].float())
-            total = total + feature_loss(student, target, mask, self.params.feature_loss)
-        return total / len(self.feature_pairs)
+    def _parameters(self) -> list[tuple[str, nn.Parameter]]:
+        extra = self.features.named_parameters(prefix="features") if self.features else []
+        return [*self.model.named_parameters(), *extra]
 
-    def evaluate(self) -> dict[str, Any]:
-        logits = predict_logits(self.model, self.val_data, self.params.eval_batch_size,
-                                self.device)
-        self.last_val_logits = logits
-        return classification_metrics(self.val_data.labels, logits.argmax(-1), self.label_names)
+    def _optimizer(self) -> tuple[torch.optim.Optimizer, Any]:
+        p = self.params
+        decay = [w for n, w in self._parameters() if w.ndim >= 2 and "LayerNorm" not in n]
+        no_decay = [w for n, w in self._parameters() if w.ndim < 2 or "LayerNorm" in n]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": p.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}],
+                                      lr=p.learning_rate)
+        total = self.total_steps
+        if total < 3:  # one or two steps in all: a schedule is meaningless, keep the rate
+            return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        # OneCycleLR needs at least two warm-up steps to interpolate; tiny runs get them.
+        return optimizer, torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=p.learning_rate, total_steps=total,
+            pct_start=min(max(p.warmup_fraction, 2.0 / total), 0.5), anneal_strategy="cos")
 
-    def restore(self, history: list[dict[str, Any]]) -> int:
-        """Continue after the epochs in ``history`` (weights already loaded by the caller).
+    def _batches(self, epoch: int, skip: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        p = self.params
+        batches = self.train.epoch(p.batch_size, seed=p.seed * 1000 + epoch,
+                                   group_by_length=p.group_by_length)
+        for i, item in enumerate(batches):
+            if i >= skip:
+                yield item
 
-        The learning-rate schedule is moved to the right step; AdamW's moment estimates start
-        afresh (storing them would triple every checkpoint). Returns the next epoch.
-        """
-        self.history = [EpochMetrics(**h) for h in history]
-        with warnings.catch_warnings():  # stepping a scheduler before the optimizer warns
-            warnings.simplefilter("ignore")
-            for _ in range(self.steps_per_epoch * len(history)):
-                self.scheduler.step()
-        return len(history) + 1
+    def _step(self, index: np.ndarray, index_t: torch.Tensor) -> torch.Tensor:
+        """One optimizer step; returns [loss, ce, kd, correct, feature] sums on the device."""
+        p, n = self.params, len(index)
+        batch = self.train.batch(index, index_t)
+        labels = self.train.labels[index_t]
+        with autocast(self.device):
+            out = self.model(**batch, output_hidden_states=self.features is not None)
+        logits = out.logits
+        if "teacher" in self.train.targets:
+            parts = kd_loss(logits, self.train.targets["teacher"][index_t], labels, p.alpha,
+                            p.temperature)
+        else:
+            ce = nn.functional.cross_entropy(logits.float(), labels)
+            parts = (ce, ce, torch.zeros((), device=self.device))
+        total, feat = parts[0], torch.zeros((), device=self.device)
+        if self.features is not None:
+            feat = self.features(out.hidden_states, batch, index, index_t)
+            total = total + p.beta * feat
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        nn.utils.clip_grad_norm_([w for _, w in self._parameters()], p.clip_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        correct = (logits.detach().argmax(-1) == labels).sum().float()
+        return torch.stack([total.detach() * n, parts[1].detach() * n, parts[2].detach() * n,
+                            correct, feat.detach() * n])
 
-    def fit(self, start_epoch: int = 1) -> list[EpochMetrics]:
-        seed_everything(self.params.seed + start_epoch - 1)
-        for epoch in range(start_epoch, self.params.epochs + 1):
-            t0 = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
-            train = self.train_epoch(epoch)
-            train_s = time.perf_counter() - t0
-            val = self.evaluate()
-            metrics = EpochMetrics(
-                epoch=epoch, **train,
-                kd_ce_ratio=train["kd_loss"] / train["ce_loss"] if train["ce_loss"] > 0 else 0.0,
-                val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"],
-                val_f1_per_class=[val["per_class"][n]["f1"] for n in self.label_names],
-                epoch_lr=lr, epoch_seconds=time.perf_counter() - t0,
-                train_examples_per_s=len(self.train_data) / train_s)
+    def _check_finite(self, sums: torch.Tensor, epoch: int) -> None:
+        """One host sync every ``nan_check_every`` steps: a NaN stops training within them."""
+        if not bool(torch.isfinite(sums).all()):
+            loss = float(sums[0])
+            raise DivergedError(f"loss became {loss} in epoch {epoch}, by step {self.step} "
+                                f"(learning_rate={self.params.learning_rate:g})")
+
+    def _evaluate(self, full: bool) -> dict[str, Any]:
+        split, labels = (self.val, self.val_labels) if full or self.val_subset is None \
+            else self.val_subset
+        logits = predict_logits(self.model, split, self.params.eval_batch_size, self.device)
+        out = classification_metrics(labels, logits.argmax(-1), self.label_names)
+        log_p = torch.log_softmax(torch.from_numpy(logits), dim=-1)
+        out["loss"] = float(-log_p[torch.arange(len(labels)), torch.from_numpy(labels)].mean())
+        out["rows"] = len(labels)
+        return out
+
+    def _rung(self, epoch: int, batch: int, sums: torch.Tensor, seen: int, t0: float,
+              train_s: float) -> RungMetrics:
+        """The evaluation after batch ``batch`` of ``epoch`` (one of ``eval_steps``)."""
+        loss, ce, kd, correct, feat = (sums / max(seen, 1)).tolist()
+        full = batch == self.steps_per_epoch
+        val = self._evaluate(full)
+        # Nominal progress (0.25, 0.5, ...): every trial reports the same rung positions, which
+        # sit within half a step of the true one (all trials share the schedule's length).
+        k = self.eval_steps.index(batch) + 1
+        return RungMetrics(
+            progress=epoch - 1 + k / len(self.eval_steps), epoch=epoch, step=self.step, loss=loss,
+            ce_loss=ce, kd_loss=kd, kd_ce_ratio=kd / ce if ce > 0 else 0.0, feature_loss=feat,
+            train_accuracy=correct, val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"],
+            val_loss=val["loss"], val_rows=val["rows"], full_val=full,
+            val_f1_per_class=[val["per_class"][n]["f1"] for n in self.label_names],
+            lr=self.optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - t0,
+            train_examples_per_s=seen / train_s if train_s > 0 else 0.0)
+
+    def _run_epoch(self, epoch: int, skip: int) -> bool:
+        """Train one epoch from batch ``skip``, validating at its rungs; False once stopped."""
+        sums, seen, t0, train_s = torch.zeros(5, device=self.device), 0, time.perf_counter(), 0.0
+        tick = time.perf_counter()
+        for i, (index, index_t) in enumerate(self._batches(epoch, skip), start=skip + 1):
+            sums += self._step(index, index_t)
+            seen, self.step = seen + len(index), self.step + 1
+            if self.step % self.params.nan_check_every == 0:
+                self._check_finite(sums, epoch)
+            if i not in self.eval_steps:
+                continue
+            self._check_finite(sums, epoch)
+            train_s += time.perf_counter() - tick
+            metrics = self._rung(epoch, i, sums, seen, t0, train_s)
             self.history.append(metrics)
-            log.info("epoch %d: loss %.4f (ce %.4f, kd %.4f) train acc %.4f, val acc %.4f, "
-                     "val macro-F1 %.4f, %.0f ex/s", epoch, metrics.loss, metrics.ce_loss,
-                     metrics.kd_loss, metrics.train_accuracy, metrics.val_accuracy,
-                     metrics.val_macro_f1, metrics.train_examples_per_s)
+            self._log(metrics)
             try:
                 for callback in self.callbacks:
                     callback(metrics, self)
             except StopTraining:
+                return False
+            sums, seen, t0, train_s = torch.zeros(5, device=self.device), 0, time.perf_counter(), 0.0
+            tick = time.perf_counter()
+        return True
+
+    def _log(self, m: RungMetrics) -> None:
+        log.info("%s progress %.2f: loss %.4f (ce %.4f, kd %.4f) train acc %.4f, val acc %.4f, "
+                 "val macro-F1 %.4f (%s, %d rows), %.0f ex/s", self.progress_desc, m.progress,
+                 m.loss, m.ce_loss, m.kd_loss, m.train_accuracy, m.val_accuracy, m.val_macro_f1,
+                 "full" if m.full_val else "subset", m.val_rows, m.train_examples_per_s)
+
+    def restore(self, history: list[dict[str, Any]], step: int) -> None:
+        """Continue after ``step`` optimizer steps (weights already loaded by the caller).
+
+        The learning-rate schedule is moved to the right step; AdamW's moment estimates start
+        afresh (storing them would triple every checkpoint).
+        """
+        self.history = [RungMetrics(**h) for h in history]
+        self.step = step
+        with warnings.catch_warnings():  # stepping a scheduler before the optimizer warns
+            warnings.simplefilter("ignore")
+            for _ in range(step):
+                self.scheduler.step()
+
+    def fit(self) -> list[RungMetrics]:
+        """Train to the end (or until a callback stops it), from ``self.step``."""
+        seed_everything(self.params.seed + self.step)
+        first_epoch = self.step // self.steps_per_epoch + 1
+        for epoch in range(first_epoch, self.params.epochs + 1):
+            skip = self.step - (epoch - 1) * self.steps_per_epoch
+            if not self._run_epoch(epoch, skip):
                 break
         return self.history
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """Everything trained: the student and the feature projections (for resuming)."""
+        state = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.features is not None:
+            state.update({f"features.{k}": v for k, v in self.features.state_dict().items()})
+        return state
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
+        model = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
+        self.model.load_state_dict(model, strict=True)
+        if self.features is not None:
+            feats = {k[9:]: v for k, v in state.items() if k.startswith("features.")}
+            self.features.load_state_dict(feats, strict=True)

@@ -37,7 +37,7 @@ def ag_news() -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_search(tmp_path_factory, ag_news) -> Path:
-    """One real 4-trial smoke search, run once per test session and never modified.
+    """One real 6-trial smoke search (3 KD + 3 tuned CE, then 2 confirm runs), run once per test session and never modified.
 
     Modules that write into an experiment take a copy (``copy_experiment``) instead.
     """
@@ -45,7 +45,7 @@ def smoke_search(tmp_path_factory, ag_news) -> Path:
 
     out = tmp_path_factory.mktemp("session_results")
     rc = search.main(["--space", "search_spaces/smoke.yaml", "--name", "smoke-session",
-                      "--num-samples", "4", "--results-dir", str(out), "--no-report"])
+                      "--num-samples", "6", "--results-dir", str(out), "--no-report"])
     assert rc == 0
     return out / "smoke-session"
 

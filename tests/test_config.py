@@ -22,11 +22,12 @@ def test_shipped_spaces_load():
     assert cfg.name == "alpha_temp"
     assert [p.name for p in cfg.space] == ["alpha", "temperature", "learning_rate"]
     assert cfg.search.num_samples >= 12
+    # the KD arm starts from the seed default; the tuned CE arm from the CE anchor
     assert cfg.anchor_points() == [
-        {"alpha": 1.0, "temperature": 3.0, "learning_rate": 1e-4},
-        {"alpha": 0.7, "temperature": 3.0, "learning_rate": 1e-4}]
+        {"alpha": 0.7, "temperature": 3.0, "learning_rate": 1e-4},
+        {"alpha": 1.0, "beta": 0.0, "learning_rate": 1e-4}]
     # searched values are not part of the fixed ones
-    assert "alpha" not in cfg.fixed and cfg.fixed["epochs"] == 3
+    assert "alpha" not in cfg.base_hparams and cfg.base_hparams["epochs"] == 3
 
 
 def test_yaml_float_without_dot_is_accepted():
@@ -57,6 +58,15 @@ BAD = [
     (("search", "mode"), "up", "search.mode"),
     (("search", "reduction_factor"), 1, "search.reduction_factor"),
     (("search", "num_samples"), 2, "search.num_samples"),
+    (("search", "baseline"), "tuneed", "search.baseline"),
+    (("search", "baseline_share"), 1.0, "search.baseline_share"),
+    (("search", "confirm"), {"top_k": -1}, "search.confirm.top_k"),
+    (("search", "confirm"), {"seeds": 2, "top": 1}, "search.confirm.top"),
+    (("search", "grace_period"), 0.1, "search.grace_period"),  # before the warm-up ends (0.3)
+    (("search", "loggers"), ["neptune"], "search.loggers"),
+    (("train", "eval_every"), 0.3, "train.eval_every"),
+    (("data", "hub_fallback"), True, "data.hub_fallback"),  # needs data.hub too (removed below)
+    (("teacher", "learning_rate"), [1e-4, -1.0], "teacher.learning_rate"),
     (("space", "alpha"), {"type": "uniform", "low": 0.0, "high": 1.5}, "space.alpha"),
     (("space", "alpha"), {"type": "uniform", "low": 0.8, "high": 0.9}, "space.alpha"),
     (("space", "temperature"), {"type": "normal", "low": 1, "high": 2}, "space.temperature.type"),
@@ -72,6 +82,7 @@ BAD = [
 @pytest.mark.parametrize("where,value,field", BAD, ids=[b[2] + "=" + str(b[1])[:20] for b in BAD])
 def test_bad_values_name_the_field(where, value, field):
     d = raw()
+    d["data"].pop("hub", None)
     d[where[0]][where[1]] = value
     with pytest.raises(ConfigError) as err:
         parse_config(d)
@@ -118,4 +129,45 @@ def test_choice_values_from_yaml_strings_and_anchor_labels():
     assert [anchor_label(a, cfg.anchor_points()) for a in cfg.anchor_points()] == ["seed default"]
     full = load_config(SPACE)
     assert [anchor_label(a, full.anchor_points()) for a in full.anchor_points()] == [
-        "baseline", "seed default"]
+        "seed default", "CE anchor"]
+
+
+def arms(d):
+    return {a.name: (a.num_samples, [p.name for p in a.space], a.points, dict(a.pinned))
+            for a in parse_config(d).arms()}
+
+
+def test_tuned_baseline_arm_takes_a_quarter_and_at_least_three():
+    d = raw()  # 14 trials: round(0.25 * 14) = 4 CE trials, 10 KD trials
+    got = arms(d)
+    assert got["ce"] == (4, ["learning_rate"], ({"learning_rate": 1e-4},), {"alpha": 1.0, "beta": 0.0})
+    assert got["kd"][0] == 10 and got["kd"][1] == ["alpha", "temperature", "learning_rate"]
+    d["search"]["num_samples"] = 6  # a quarter is 1.5: the arm still gets 3
+    assert arms(d)["ce"][0] == 3 and arms(d)["kd"][0] == 3
+    d["search"]["num_samples"] = 4  # 3 CE + the seed anchor leaves no searched KD trial
+    with pytest.raises(ConfigError) as err:
+        parse_config(d)
+    assert err.value.field == "search.num_samples" and "baseline: fixed" in str(err.value)
+    d["search"]["baseline"] = "fixed"  # one study, both anchors (as kdtune 0.1 did)
+    cfg = parse_config(d)
+    assert list(arms(d)) == ["kd"] and [a["alpha"] for a in cfg.anchor_points()] == [1.0, 0.7]
+    assert cfg.protected_anchors() == cfg.anchor_points()
+    d["search"]["baseline"] = "none"
+    assert [a["alpha"] for a in parse_config(d).anchor_points()] == [0.7]
+    # only KD-only parameters searched: nothing to tune for CE, so the CE anchor stands alone
+    d = raw()
+    del d["space"]["learning_rate"]
+    cfg = parse_config(d)
+    assert cfg.baseline_mode == "fixed" and list(arms(d)) == ["kd"]
+
+
+def test_rungs_inside_epochs_are_validated():
+    d = raw()
+    d["train"]["eval_every"] = 0.25
+    d["search"]["grace_period"] = 0.5
+    cfg = parse_config(d)
+    assert cfg.train.eval_every == 0.25 and cfg.search.grace_period == 0.5
+    d["search"]["grace_period"] = 0.6  # not on an evaluation
+    with pytest.raises(ConfigError) as err:
+        parse_config(d)
+    assert err.value.field == "search.grace_period" and "multiple" in str(err.value)

@@ -1,11 +1,25 @@
-"""Split determinism and stratification, tokenisation, batching, bad data."""
+"""Split determinism and stratification, tokenisation, batching on a device, bad data."""
+
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from kdtune.batches import (
+    DeviceSplit,
+    batch_indices,
+    encode,
+    gather_padded,
+    row_positions,
+    stratified_subset,
+)
 from kdtune.config import ConfigError, DataConfig
-from kdtune.data import batch_indices, encode, load_splits
+from kdtune.data import load_splits
 from kdtune.models import load_tokenizer
 
 NAMES = ["World", "Sports", "Business", "Sci/Tech"]
@@ -56,6 +70,11 @@ def test_missing_file_and_columns(tmp_path, ag_news):
     with pytest.raises(ConfigError) as e:
         load_splits(DataConfig(path=str(tmp_path / "nope.csv")))
     assert e.value.field == "data.path"
+    # a mistyped path never silently becomes a hub download: the error names the path
+    with pytest.raises(ConfigError) as e:
+        load_splits(DataConfig(path=str(tmp_path / "typo.csv"), hub="ag_news"))
+    assert e.value.field == "data.path" and "typo.csv" in str(e.value)
+    assert "hub_fallback" in str(e.value)
     with pytest.raises(ConfigError) as e:
         load_splits(cfg(ag_news, text_column="body"))
     assert e.value.field == "data.text_column" and "columns" in str(e.value)
@@ -101,3 +120,94 @@ def test_caps_too_small_for_the_classes(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_splits(DataConfig(path=str(path), max_val=8))
     assert e.value.field == "data.max_val" and "10 classes" in str(e.value)
+
+
+def test_device_batches_match_the_tokenizer_and_gather_ragged_rows(ag_news):
+    s = load_splits(cfg(ag_news, max_train=64, max_val=16, max_test=16, max_length=32))
+    tok = load_tokenizer("embedded:all-MiniLM-L6-v2")
+    enc = encode(s.train["text"], s.train["label"].to_numpy(), tok, 32)
+    split = DeviceSplit(enc, torch.device("cpu"), {"teacher": np.arange(64 * 4, dtype=np.float32)
+                                                   .reshape(64, 4)})
+    index = np.array([7, 2, 40])
+    ref = tok(list(s.train["text"].iloc[index]), truncation=True, max_length=32, padding=True)
+    batch = split.batch(index)
+    assert batch["input_ids"].tolist() == ref["input_ids"]
+    assert batch["attention_mask"].tolist() == ref["attention_mask"]
+    assert split.targets["teacher"][split.index(index)][:, 0].tolist() == [28.0, 8.0, 160.0]
+    # per-token rows (hidden states) gathered and padded with zeros: row i, token j -> value
+    flat = torch.arange(enc.tokens, dtype=torch.float32).unsqueeze(1).repeat(1, 2)
+    rows = split.ragged(flat, split.index(index), batch["input_ids"].shape[1])
+    for r, i in enumerate(index):
+        n = enc.lengths[i]
+        assert rows[r, :n, 0].tolist() == list(range(enc.offsets[i], enc.offsets[i] + n))
+        assert not rows[r, n:].any()
+
+
+def test_gather_by_hand_and_row_positions():
+    flat = torch.tensor([10, 11, 12, 20, 30, 31])  # rows: [10 11 12] [20] [30 31]
+    starts, lengths = torch.tensor([0, 3, 4]), torch.tensor([3, 1, 2])
+    out, mask = gather_padded(flat, starts, lengths, torch.tensor([2, 1]), 3, pad=-1)
+    assert out.tolist() == [[30, 31, -1], [20, -1, -1]]
+    assert mask.tolist() == [[True, True, False], [True, False, False]]
+    assert row_positions(np.array([4, 0]), np.array([2, 3])).tolist() == [4, 5, 0, 1, 2]
+
+
+def test_subset_and_stratified_subset(ag_news):
+    s = load_splits(cfg(ag_news, max_train=64, max_val=40, max_test=16, max_length=32))
+    tok = load_tokenizer("embedded:all-MiniLM-L6-v2")
+    enc = encode(s.val["text"], s.val["label"].to_numpy(), tok, 32)
+    rows = stratified_subset(enc.labels, 20, seed=0)
+    assert len(rows) == 20 and sorted(np.bincount(enc.labels[rows]).tolist()) == [5, 5, 5, 5]
+    sub = enc.subset(rows)
+    assert sub.collate(np.array([3]))["input_ids"].tolist() == enc.collate(rows[[3]])["input_ids"].tolist()
+
+
+def test_sentence_pairs_are_tokenised_as_pairs(tmp_path):
+    words = ["red", "blue", "green", "black"]
+    frame = pd.DataFrame({"premise": [f"the {w} car number {i}" for i in range(40) for w in words[:2]],
+                          "hypothesis": [f"a {w} thing" for _ in range(40) for w in words[2:]],
+                          "label": [0, 1] * 40})
+    path = tmp_path / "pairs.csv"
+    frame.to_csv(path, index=False)
+    s = load_splits(DataConfig(path=str(path), text_column="premise", text_pair_column="hypothesis"))
+    tok = load_tokenizer("embedded:all-MiniLM-L6-v2")
+    enc = s.encode(tok, 32)["train"]
+    row = s.train.iloc[0]
+    ref = tok(row["text"], row["text_pair"], truncation=True, max_length=32)
+    batch = enc.collate(np.array([0]))
+    assert batch["input_ids"][0].tolist() == ref["input_ids"]
+    assert batch["token_type_ids"][0].tolist() == ref["token_type_ids"]
+    assert 1 in batch["token_type_ids"][0].tolist()  # the second segment is marked
+
+
+def test_own_validation_and_test_splits(tmp_path):
+    def write(name, n, start):
+        frame = pd.DataFrame({"text": [f"row {start + i}" for i in range(n)],
+                              "label": [i % 2 for i in range(n)]})
+        frame.to_csv(tmp_path / name, index=False)
+        return str(tmp_path / name)
+
+    s = load_splits(DataConfig(path=write("train.csv", 100, 0), val_split=write("dev.csv", 20, 1000),
+                               test_split=write("test.csv", 30, 2000)))
+    assert (len(s.train), len(s.val), len(s.test)) == (100, 20, 30)
+    assert s.test["text"].iloc[0] == "row 2000" and s.val["text"].iloc[0] == "row 1000"
+    s = load_splits(DataConfig(path=str(tmp_path / "train.csv"), test_split=str(tmp_path / "test.csv"),
+                               val_fraction=0.2))
+    assert (len(s.train), len(s.val), len(s.test)) == (80, 20, 30)
+
+
+def test_unreachable_hub_is_one_line_and_fast(tmp_path):
+    space = tmp_path / "hub.yaml"
+    space.write_text("name: hub\ndata: {hub: ag_news, label_names: [a, b, c, d]}\n"
+                     "space: {alpha: {type: uniform, low: 0, high: 1}}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: connection refused
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "kdtune.search", "--space", str(space), "--dry-run",
+                           "--results-dir", str(tmp_path)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "data.hub" in lines[0] and "127.0.0.1:9" in lines[0], proc.stderr
+    assert seconds < 30  # no minutes of retries

@@ -11,7 +11,7 @@ import yaml
 from kdtune import search
 from kdtune.config import ConfigError, load_config, parse_config
 from kdtune.losses import combine_teacher_logits, feature_loss
-from kdtune.pareto import choose, pareto_mask
+from kdtune.record.picks import choose, pareto_mask
 from kdtune.recipe import feature_pairs
 
 
@@ -81,7 +81,8 @@ def test_new_options_are_validated(mutate, field):
 def _space(tmp_path, name, mutate):
     raw = load_config("search_spaces/smoke.yaml").to_dict()
     raw["name"] = name
-    raw["search"]["num_samples"] = 4
+    # one study with both anchors, no confirm runs: these tests are about the features
+    raw["search"].update(num_samples=4, baseline="fixed", confirm={"top_k": 0, "seeds": 0})
     mutate(raw)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -96,21 +97,6 @@ def _run(tmp_path, name, mutate):
         pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
 
 
-def test_feature_kd_end_to_end(tmp_path):
-    exp, history, trials = _run(tmp_path, "feat", lambda r: r["space"].update(
-        beta={"type": "uniform", "low": 0.0, "high": 2.0}))
-    searched = trials[trials["anchor"].isna()]
-    assert len(searched) == 2 and (searched["beta"] > 0).all()
-    assert set(searched["status"]) <= {"completed", "stopped early"}, trials[["status", "error"]]
-    feat = history[history["trial_id"].isin(searched["trial_id"])]["feature_loss"]
-    assert (feat > 0).all()  # the searched trials trained with a hidden-state loss
-    anchors = trials[trials["anchor"].notna()]
-    assert (anchors["beta"] == 0).all()  # the references distil logits only
-    info = json.loads((exp / "run_info.json").read_text())
-    assert info["feature_cache_mb"] > 0
-    assert json.loads((exp / "evaluation.json").read_text())["models"]["distilled"]
-
-
 def test_bad_layer_index_is_one_line(tmp_path, capsys):
     path = _space(tmp_path, "badlayers", lambda r: r["space"].update(
         layers={"type": "choice", "values": [[0, 5], [0, 9]]}))
@@ -118,26 +104,35 @@ def test_bad_layer_index_is_one_line(tmp_path, capsys):
     assert "space.layers: indices must be < 6" in capsys.readouterr().err
 
 
-def test_multi_teacher_and_student_size_end_to_end(tmp_path):
+def test_feature_kd_multi_teacher_and_student_size_end_to_end(tmp_path):
+    """One search exercising cached feature KD (beta searched), two teachers combined by
+    confidence, and a multi-objective student-size search."""
     def mutate(r):
         r["extra_teachers"] = [{"model": "embedded:all-MiniLM-L6-v2", "epochs": 1,
                                 "learning_rate": 2.0e-4, "seed": 1}]
-        r["space"]["teacher_weight"] = {"type": "uniform", "low": 0.0, "high": 1.0}
+        r["train"]["teacher_combine"] = "confidence"
+        r["space"]["beta"] = {"type": "uniform", "low": 0.0, "high": 2.0}
         r["space"]["layers"] = {"type": "choice", "values": [[0, 5], [0, 2, 5]]}
         r["search"]["objectives"] = ["val_macro_f1", "latency_ms"]
     exp, history, trials = _run(tmp_path, "multi", mutate)
     info = json.loads((exp / "run_info.json").read_text())
     assert len(info["extra_teachers"]) == 1
     assert info["extra_teachers"][0]["key"] != info["teacher_key"]
-    assert trials["teacher_weight"].between(0, 1).all()
+    assert info["feature_cache_mb"] > 0 and info["feature_states"] == "cached"
+    searched = trials[trials["anchor"].isna()]
+    assert len(searched) == 2 and (searched["beta"] > 0).all()
+    assert set(searched["status"]) <= {"completed", "stopped early"}, trials[["status", "error"]]
+    feat = history[history["trial_id"].isin(searched["trial_id"])]["feature_loss"]
+    assert (feat > 0).all()  # the searched trials trained with a hidden-state loss
+    assert (trials[trials["anchor"].notna()]["beta"] == 0).all()  # references: logits only
     assert {"latency_ms", "params"} <= set(trials.columns)
-    # two-block and three-block students have different sizes
     sizes = trials.groupby(trials["layers"].astype(str))["params"].first()
-    assert len(sizes) == 1 or sizes.nunique() == len(sizes)
+    assert len(sizes) == 1 or sizes.nunique() == len(sizes)  # 2 and 3 blocks differ in size
     front = pd.read_csv(exp / "pareto.csv", dtype={"trial_id": str})
-    best = json.loads((exp / "best_trial.json").read_text())
-    assert best["trial_id"] in set(front["trial_id"])
+    picks = json.loads((exp / "picks.json").read_text())
+    assert picks["best"] in set(front["trial_id"])
     assert np.isfinite(front["latency_ms"]).all()
+    assert json.loads((exp / "evaluation.json").read_text())["models"]["distilled"]
 
 
 def test_feature_kd_online_when_the_cache_would_be_too_large(tmp_path):

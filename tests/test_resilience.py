@@ -8,20 +8,31 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from kdtune import search
+from kdtune.batches import encode
 from kdtune.config import load_config
-from kdtune.data import encode, load_splits
+from kdtune.data import load_splits
 from kdtune.models import load_classifier, load_tokenizer
-from kdtune.trainer import DivergedError, Trainer, TrainParams
+from kdtune.params import TrainParams
+from kdtune.trainer import DivergedError, Trainer
 
 
-def _done(path):
-    if not path.is_file():
+def _done(exp, kind="search"):
+    """The record's finished-trial objects of ``kind`` (one JSON object per trial)."""
+    folder = exp / "finished"
+    if not folder.is_dir():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    entries = []
+    for path in folder.glob("*.json"):
+        try:
+            entries.append(json.loads(path.read_text()))
+        except ValueError:
+            continue
+    return [e for e in entries if e.get("kind", "search") == kind]
 
 
 def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
@@ -32,7 +43,7 @@ def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
                             start_new_session=True)
     deadline = time.time() + 400
     try:
-        while len(_done(exp / "trials_done.jsonl")) < 2:
+        while len(_done(exp)) < 2:
             assert proc.poll() is None, "the search ended before it could be killed"
             assert time.time() < deadline, "no trial finished in time"
             time.sleep(1)
@@ -40,27 +51,33 @@ def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    before = {d["trial_id"]: d for d in _done(exp / "trials_done.jsonl")}
+    before = {d["trial_id"]: d for d in _done(exp)}
     assert 2 <= len(before) < 6 and not (exp / "summary.md").exists()
 
     assert search.main(["--resume", str(exp), "--no-report"]) == 0
 
     trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
     assert len(trials) == 6  # num_samples, nothing lost, nothing extra
-    after = _done(exp / "trials_done.jsonl")
+    after = _done(exp)
     ids = [d["trial_id"] for d in after]
     assert len(ids) == len(set(ids)) == 6  # each trial finished exactly once: none rerun
     for tid, d in before.items():
         row = trials[trials["trial_id"] == tid].iloc[0]
-        assert row["epochs_run"] == d["epochs"]
+        assert row["progress"] == pytest.approx(d["progress"])
         assert row["last_val_macro_f1"] == pytest.approx(d["val_macro_f1"])
     history = pd.read_csv(exp / "history.csv", dtype={"trial_id": str})
-    assert not history.duplicated(["trial_id", "epoch"]).any()
-    epochs = history.groupby("trial_id")["epoch"].max()
-    assert epochs.to_dict() == trials.set_index("trial_id")["epochs_run"].to_dict()
+    assert not history.duplicated(["trial_id", "progress"]).any()
+    progress = history.groupby("trial_id")["progress"].max()
+    assert progress.to_dict() == pytest.approx(trials.set_index("trial_id")["progress"].to_dict())
+    # a trial cut mid-way continued from its checkpoint: it reported again from a later step
+    resumed = history[history["resumed_from_step"] > 0]
+    assert len(resumed), "no trial continued from a checkpoint"
+    assert (resumed["step"] > resumed["resumed_from_step"]).all()
+    assert len(_done(exp, "confirm")) == 2 and (exp / "confirm.csv").is_file()
     _check_optuna_states(exp, trials)
     print(f"\nkill/resume: {len(before)} trials finished before SIGKILL, {len(trials)} after "
-          f"resume, {len(set(before) - set(trials['trial_id']))} lost")
+          f"resume, {len(set(before) - set(trials['trial_id']))} lost, "
+          f"{resumed['trial_id'].nunique()} continued from a checkpoint")
 
 
 def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path):
@@ -72,7 +89,7 @@ def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path):
                             start_new_session=True)
     deadline = time.time() + 400
     try:
-        while len(_done(exp / "trials_done.jsonl")) < 1:
+        while len(_done(exp)) < 1:
             assert proc.poll() is None and time.time() < deadline
             time.sleep(1)
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends; Ray stops the trials gracefully
@@ -82,15 +99,17 @@ def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err[-2000:]
     assert "--resume" in err
-    assert len(_done(exp / "trials_done.jsonl")) < 6
+    assert len(_done(exp)) < 6
     # nothing pretends the search finished, and no checkpoint was pruned
     for name in ("summary.md", "evaluation.json", "trials.csv"):
         assert not (exp / name).exists()
 
 
 def _check_optuna_states(exp, trials):
-    with sqlite3.connect(exp / "optuna.db") as db:
+    with sqlite3.connect(exp / "optuna.db") as db:  # both studies: the KD arm and the CE arm
         states = [s for (s,) in db.execute("select state from trials")]
+        studies = {n for (n,) in db.execute("select study_name from studies")}
+    assert studies == {"resume", "resume-ce"}
     n_stopped = int(trials["status"].isin(["stopped early", "diverged"]).sum())
     assert states.count("PRUNED") == n_stopped
     assert states.count("COMPLETE") == int((trials["status"] == "completed").sum())
@@ -99,8 +118,9 @@ def _check_optuna_states(exp, trials):
 def test_diverged_trial_is_reported_and_search_goes_on(tmp_path):
     space = tmp_path / "diverge.yaml"
     raw = load_config("search_spaces/smoke.yaml").to_dict()
-    raw["search"].update(anchors=False, num_samples=2, max_concurrent=2)
-    raw["train"]["epochs"] = 1
+    raw["search"].update(anchors=False, num_samples=2, max_concurrent=2, baseline="none",
+                         grace_period=1.0, confirm={"top_k": 0, "seeds": 0})
+    raw["train"].update(epochs=1, eval_every=1.0)
     raw["space"] = {"learning_rate": {"type": "choice", "values": [1.0e4, 2.0e-4]}}
     import yaml
     space.write_text(yaml.safe_dump(raw))
@@ -121,6 +141,46 @@ def test_trainer_raises_on_nan(ag_news):
     tok = load_tokenizer(cfg.teacher.model)
     enc = encode(s.train["text"][:64], s.train["label"][:64].to_numpy(), tok, 32)
     model = load_classifier(cfg.teacher.model, s.label_names)
+    # 64 rows at batch 8: 8 steps per epoch, checked every 2 steps, so a NaN from the first
+    # step on stops training by step 2, not at the epoch's end
+    trainer = Trainer(model, enc, enc, TrainParams(epochs=3, learning_rate=1e6, alpha=1.0,
+                                                   clip_norm=1e9, batch_size=8, nan_check_every=2),
+                      s.label_names)
     with pytest.raises(DivergedError, match="loss became"):
-        Trainer(model, enc, enc, TrainParams(epochs=1, learning_rate=1e6, alpha=1.0,
-                                             clip_norm=1e9), s.label_names).fit()
+        trainer.fit()
+    assert trainer.step <= 4 and trainer.steps_per_epoch == 8
+
+
+def test_checkpoints_carry_the_feature_projections():
+    """A resumed feature-KD trial continues with its learned projections, not random ones."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from kdtune.feature_kd import FeatureKD, RaggedStates
+
+    from kdtune.batches import Encoded
+
+    tok_ids = np.arange(40, dtype=np.int32) % 50 + 1
+    data = Encoded(tok_ids, np.arange(0, 41, 5), np.array([0, 1] * 4), 0)
+    config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, num_labels=2)
+    states = np.random.default_rng(0).normal(size=(40, 24)).astype(np.float16)
+
+    def trainer():
+        torch.manual_seed(0)
+        features = FeatureKD([(0, 0), (1, 1)], 16, "mse",
+                             cached={b: RaggedStates(states, data.offsets, torch.device("cpu"))
+                                     for b in (0, 1)})
+        return Trainer(BertForSequenceClassification(config), data, data,
+                       TrainParams(epochs=1, batch_size=4, beta=1.0, alpha=1.0), ["x", "y"],
+                       features=features)
+
+    first = trainer()
+    first.fit()
+    state = first.checkpoint_state()
+    assert any(k.startswith("features.projections.") for k in state)  # 16 -> 24 projections
+    second = trainer()
+    second.load_checkpoint_state(state)
+    for (name, a), b in zip(first.features.state_dict().items(), second.features.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name

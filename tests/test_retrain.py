@@ -22,7 +22,7 @@ import pytest
 from conftest import copy_experiment
 
 from kdtune import retrain
-from kdtune.config import load_config
+from kdtune.record import Record
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = 2
@@ -40,63 +40,65 @@ def experiment(smoke_search: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         os.chdir(previous)
 
 
-def _distilled_trial(exp: Path) -> pd.Series:
-    """The best completed trial with alpha < 1 (the best trial overall may be the baseline)."""
-    trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
-    ok = trials[trials["status"].isin(retrain.OK_STATUSES) & (trials["alpha"] < 1.0)]
-    assert len(ok), trials
-    return ok.sort_values("best_val_macro_f1", ascending=False).iloc[0]
+def _trials(exp: Path) -> pd.DataFrame:
+    return pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
+
+
+def _picks(exp: Path) -> dict[str, Any]:
+    return json.loads((exp / "picks.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def retrained(experiment: Path) -> dict[str, Any]:
-    """``--seeds 2`` on a distilled trial, so that the paired tests have something to test."""
-    trial = _distilled_trial(experiment)
-    best = json.loads((experiment / "best_trial.json").read_text())
-    argv = [str(experiment), "--seeds", str(SEEDS), "--bootstrap", "200"]
-    if best["trial_id"] != trial["trial_id"]:
-        argv += ["--trial", trial["trial_id"]]
+    """``--seeds 2`` on the recommended KD config and the tuned CE baseline."""
     previous = Path.cwd()
     os.chdir(ROOT)
     try:
-        assert retrain.main(argv) == 0
+        assert retrain.main([str(experiment), "--seeds", str(SEEDS), "--bootstrap", "200"]) == 0
     finally:
         os.chdir(previous)
     out = experiment / "retrain"
-    return {"dir": out, "report": json.loads((out / "retrain.json").read_text()), "trial": trial,
+    return {"dir": out, "report": json.loads((out / "retrain.json").read_text()),
+            "picks": _picks(experiment), "trials": _trials(experiment),
             "per_seed": pd.read_csv(out / "per_seed.csv")}
 
 
-def test_writes_every_file(retrained: dict[str, Any]) -> None:
-    out = retrained["dir"]
+def test_compares_the_kd_pick_with_the_tuned_ce_pick(retrained: dict[str, Any]) -> None:
+    out, report, picks = retrained["dir"], retrained["report"], retrained["picks"]
     for rel in ("retrain.json", "per_seed.csv", "summary.md", "model/README.md",
                 "model/config.json", "model/model.safetensors", "model/tokenizer_config.json"):
         assert (out / rel).is_file(), rel
-    report = retrained["report"]
-    assert report["trial"]["trial_id"] == retrained["trial"]["trial_id"]
-    assert report["config"]["alpha"] == pytest.approx(retrained["trial"]["alpha"])
-    assert report["baseline_config"]["alpha"] == 1.0
-    # Same budget for both: epochs and batch size of the chosen configuration.
-    for key in ("epochs", "batch_size", "seed"):
+    trials = retrained["trials"].set_index("trial_id")
+    student, baseline = report["student"]["trial_id"], report["baseline"]["trial_id"]
+    assert student == picks["distilled"]["trial_id"] and trials.loc[student, "arm"] == "kd"
+    assert baseline == picks["baseline"]["trial_id"] and trials.loc[baseline, "arm"] == "ce"
+    # each at its own hyperparameters: the baseline keeps the CE arm's tuned learning rate
+    assert report["baseline_config"]["alpha"] == 1.0 and report["baseline_config"]["beta"] == 0.0
+    assert report["baseline_config"]["learning_rate"] == pytest.approx(trials.loc[baseline,
+                                                                                   "learning_rate"])
+    assert report["config"]["learning_rate"] == pytest.approx(trials.loc[student, "learning_rate"])
+    assert report["config"]["alpha"] == pytest.approx(trials.loc[student, "alpha"])
+    for key in ("epochs", "batch_size"):  # the same budget for both
         assert report["baseline_config"][key] == report["config"][key]
     summary = (out / "summary.md").read_text()
-    verdicts = [ln for ln in summary.splitlines() if ln.startswith("Verdict:")]
-    assert len(verdicts) == 1 and "95%" in verdicts[0]
+    verdict = summary.split("## Verdict\n\n", 1)[1].splitlines()[0]
+    assert verdict == report["verdict"]["text"]
+    assert report["verdict"]["kind"] in ("kd_better", "no_difference", "kd_worse")
     assert "±" in summary and "McNemar" in summary and "bootstrap" in summary
 
 
 def test_mean_std_match_per_seed_values(retrained: dict[str, Any]) -> None:
     frame, report = retrained["per_seed"], retrained["report"]
     base_seed = report["config"]["seed"]
+    assert report["seeds"] == [base_seed + i for i in range(SEEDS)]
     for model in ("student", "baseline"):
         rows = frame[frame["model"] == model]
-        assert sorted(rows["seed"]) == [base_seed + i for i in range(SEEDS)]
+        assert sorted(rows["seed"]) == report["seeds"]  # the same seeds for both
         for col in retrain.metric_columns(LABELS):
             stats = report["summary"][model][col]
             assert stats["n"] == SEEDS
             assert stats["mean"] == pytest.approx(rows[col].mean(), abs=1e-12)
             assert stats["std"] == pytest.approx(np.std(rows[col].to_numpy(), ddof=1), abs=1e-12)
-    # The paired differences are per-seed differences of the same seeds.
     s = frame[frame["model"] == "student"].sort_values("seed")["test_macro_f1"].to_numpy()
     b = frame[frame["model"] == "baseline"].sort_values("seed")["test_macro_f1"].to_numpy()
     seed_level = report["comparison"]["seed_level"]
@@ -104,40 +106,41 @@ def test_mean_std_match_per_seed_values(retrained: dict[str, Any]) -> None:
     assert seed_level["mean_difference"] == pytest.approx(float(np.mean(s - b)))
 
 
-def test_p_values_and_intervals(retrained: dict[str, Any]) -> None:
-    cmp_ = retrained["report"]["comparison"]
-    seed_level = cmp_["seed_level"]
-    for test in ("t_test", "wilcoxon"):
-        p = seed_level[test]["pvalue"]
-        assert p is not None and 0.0 <= p <= 1.0, (test, seed_level[test])
+def test_every_interval_sits_beside_its_own_estimate(retrained: dict[str, Any]) -> None:
+    cmp_, verdict = retrained["report"]["comparison"], retrained["report"]["verdict"]
+    t = cmp_["seed_level"]["t_test"]
+    assert verdict["ci_low"] == pytest.approx(t["ci_low"]) and verdict["pvalue"] == pytest.approx(
+        t["pvalue"])
+    assert verdict["mean_difference"] == pytest.approx(cmp_["seed_level"]["mean_difference"])
     for key in ("majority_vote", "best_seed"):
         ex = cmp_["example_level"][key]
-        assert 0.0 <= ex["mcnemar"]["pvalue"] <= 1.0
         m = ex["mcnemar"]
         assert (m["student_only_correct"] + m["baseline_only_correct"] + m["both_correct"]
                 + m["both_wrong"]) == len(retrained["report"]["test_labels"])
         b = ex["bootstrap"]
-        assert -1.0 <= b["ci_low"] <= b["ci_high"] <= 1.0
-        assert b["n_resamples"] == 200
+        assert -1.0 <= b["ci_low"] <= b["ci_high"] <= 1.0 and b["n_resamples"] == 200
         assert ex["difference"] == pytest.approx(ex["student_macro_f1"] - ex["baseline_macro_f1"])
-    verdict = retrained["report"]["verdict"]
-    assert isinstance(verdict["kd_gain_real"], bool) and verdict["text"].startswith("Verdict:")
+    summary = (retrained["dir"] / "summary.md").read_text()
+    row = next(ln for ln in summary.splitlines() if "| paired t-test |" in ln)
+    low = f"{100 * t['ci_low']:+.2f}"
+    assert "mean per-seed difference" in row and low in row  # the t CI on the mean's row
 
 
 def test_reproduces_the_trial(retrained: dict[str, Any]) -> None:
-    rep, trial = retrained["report"]["reproduction"], retrained["trial"]
+    rep = retrained["report"]["reproduction"]
+    trial = retrained["trials"].set_index("trial_id").loc[retrained["report"]["student"]["trial_id"]]
     assert rep["checked"], rep
-    assert rep["best_epoch"] == int(trial["best_epoch"])
+    assert rep["best_progress"] == pytest.approx(float(trial["best_progress"]))
     assert rep["trial_val_macro_f1"] == pytest.approx(float(trial["best_val_macro_f1"]))
-    assert abs(rep["difference"]) <= 0.005, rep
-    assert rep["within_tolerance"] is True
-    # The first seed's history is the re-run trial.
+    assert abs(rep["difference"]) <= 0.005 and rep["within_tolerance"] is True, rep
     first = retrained["report"]["runs"]["student"][0]
     assert first["seed"] == retrained["report"]["config"]["seed"]
-    assert first["history"][rep["best_epoch"] - 1]["val_macro_f1"] == rep["retrained_val_macro_f1"]
+    row = next(h for h in first["history"] if h["progress"] == rep["best_progress"])
+    assert row["val_macro_f1"] == rep["retrained_val_macro_f1"]
 
 
-def test_exported_model_loads_with_label_names(retrained: dict[str, Any]) -> None:
+def test_exported_model_and_its_card(retrained: dict[str, Any]) -> None:
+    from huggingface_hub import ModelCard
     from transformers import pipeline
 
     folder = retrained["dir"] / "model"
@@ -149,37 +152,37 @@ def test_exported_model_loads_with_label_names(retrained: dict[str, Any]) -> Non
     classifier = pipeline("text-classification", model=str(folder), device="cpu")
     out = classifier(["The striker scored twice in the final.", "Shares fell after the report."])
     assert all(o["label"] in LABELS for o in out), out
-    card = (folder / "README.md").read_text()
-    for needle in ("ms/example", "±", "parameters", "MB", "from_pretrained", "pipeline(",
-                   "Teacher", "Hyperparameters", "source:"):
-        assert needle in card, needle
-    assert model_info["params"] > 0 and model_info["latency"]["ms_per_example_mean"] > 0
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    best = students[students["seed"] == model_info["seed"]].iloc[0]
+    macro = next(r for r in card.data.eval_results if r.metric_name == "test macro-F1")
+    assert macro.metric_value == pytest.approx(best["test_macro_f1"])
+    for needle in ("ms at batch 1", "±", "parameters", "MB", "Hyperparameters", "Verdict"):
+        assert needle in card.text, needle
+    assert model_info["params"] > 0 and model_info["latency"]["latency_ms"] > 0
 
 
-def test_choose_config_defaults_to_best_trial(experiment: Path) -> None:
-    cfg = load_config(experiment / "config.yaml")
-    best = json.loads((experiment / "best_trial.json").read_text())
-    choice = retrain.choose_config(experiment, cfg, None)
-    assert choice.trial_id == best["trial_id"] and choice.source == "best_trial.json"
-    assert choice.config == best["config"]
-    trials = pd.read_csv(experiment / "trials.csv", dtype={"trial_id": str})
-    row = trials[trials["trial_id"] == best["trial_id"]].iloc[0]
-    assert choice.trial_val_macro_f1 == pytest.approx(row["best_val_macro_f1"])
-    # --trial merges the row's searched values over the fixed ones.
-    other = _distilled_trial(experiment)
-    picked = retrain.choose_config(experiment, cfg, other["trial_id"])
-    assert picked.config == {**cfg.fixed, "alpha": other["alpha"],
-                             "temperature": other["temperature"],
-                             "learning_rate": other["learning_rate"]}
-    baseline = trials[trials["anchor"] == "baseline"]
-    if len(baseline):
-        assert picked.baseline_learning_rate == pytest.approx(baseline.iloc[0]["learning_rate"])
+def test_choose_defaults_to_the_picks_and_takes_trials(experiment: Path) -> None:
+    record = Record(experiment)
+    cfg = record.config()
+    picks, trials = _picks(experiment), _trials(experiment)
+    choice = retrain.choose(record, cfg)
+    assert choice.student.trial_id == picks["distilled"]["trial_id"]
+    assert choice.baseline.trial_id == picks["baseline"]["trial_id"]
+    assert choice.student.hparams == picks["distilled"]["hparams"]
+    # --trial / --baseline-trial take other trials, each at its own recorded hparams
+    ce = trials[(trials["arm"] == "ce") & trials["status"].isin(["completed", "stopped early"])]
+    other = ce[ce["trial_id"] != choice.baseline.trial_id].iloc[0]
+    picked = retrain.choose(record, cfg, baseline_trial=other["trial_id"])
+    assert picked.baseline.hparams["learning_rate"] == pytest.approx(other["learning_rate"])
+    assert picked.baseline.hparams["alpha"] == 1.0 and picked.baseline.source == "trials.csv"
 
 
 def _no_trial_experiment(experiment: Path, tmp_path: Path, keep_csv: bool) -> Path:
     exp = tmp_path / "unfinished"
     exp.mkdir()
-    shutil.copy(experiment / "config.yaml", exp / "config.yaml")
+    for name in ("config.yaml", "record.json"):
+        shutil.copy(experiment / name, exp / name)
     if keep_csv:
         trials = pd.read_csv(experiment / "trials.csv", dtype={"trial_id": str})
         trials["status"] = "errored"
@@ -194,6 +197,8 @@ def _no_trial_experiment(experiment: Path, tmp_path: Path, keep_csv: bool) -> Pa
     ("errored-trials", "experiment"),
     ("errored-trials-with-id", "experiment"),
     ("unknown-trial", "--trial"),
+    ("unknown-baseline", "--baseline-trial"),
+    ("older-schema", "experiment"),
     ("zero-seeds", "--seeds"),
     ("negative-seeds", "--seeds"),
     ("zero-epochs", "--epochs"),
@@ -211,15 +216,18 @@ def test_bad_input_exits_2_with_one_line(case: str, field: str, experiment: Path
         "no-trials": lambda: [unfinished(False)],
         "errored-trials": lambda: [unfinished(True)],
         "errored-trials-with-id": lambda: [unfinished(True), "--trial",
-                                           _distilled_trial(experiment)["trial_id"]],
+                                           _picks(experiment)["distilled"]["trial_id"],
+                                           "--baseline-trial", "x"],
         "unknown-trial": lambda: [exp, "--trial", "no-such-trial"],
+        "unknown-baseline": lambda: [exp, "--baseline-trial", "no-such-trial"],
+        "older-schema": lambda: [_older(experiment, tmp_path)],
         "zero-seeds": lambda: [exp, "--seeds", "0"],
         "negative-seeds": lambda: [exp, "--seeds", "-1"],
         "zero-epochs": lambda: [exp, "--epochs", "0"],
         "zero-threads": lambda: [exp, "--threads", "0"],
     }[case]()
     capsys.readouterr()
-    assert retrain.main(argv) == retrain.EXIT_BAD_INPUT
+    assert retrain.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert err.startswith(f"kdtune.retrain: error: {field}: "), err
@@ -234,42 +242,30 @@ def test_cli_error_has_no_traceback(tmp_path: Path) -> None:
     assert proc.stderr.startswith("kdtune.retrain: error: experiment: ")
 
 
-def test_statistics_helpers() -> None:
-    stats = retrain.mean_std([0.5])
-    assert stats["std"] is None and stats["mean"] == 0.5
-    one = retrain.seed_level_tests([0.6], [0.5])
-    assert one["t_test"]["pvalue"] is None and "2 seeds" in one["t_test"]["note"]
-    # Majority vote: 2 of 3 seeds say class 1; a tie goes to the higher mean probability.
-    preds = np.array([[1, 0], [1, 1], [0, 2]])
-    probs = np.full((3, 2, 3), 1 / 3)
-    probs[:, 1, 2] = 0.9
-    assert retrain.majority_vote(preds, probs).tolist() == [1, 2]
-    labels = np.array([0, 1, 2, 3] * 10)
-    same = retrain.example_level_tests(labels, labels, labels, 4, 100, 0)
-    assert same["difference"] == 0 and same["mcnemar"]["pvalue"] == 1.0
-    assert same["bootstrap"]["ci_low"] == same["bootstrap"]["ci_high"] == 0
-    real, text = retrain.verdict(1.0, one, same)
-    assert not real and "CE-only" in text
-    assert not math.isnan(retrain.mean_std([0.1, 0.3])["std"])
+def _older(experiment: Path, tmp_path: Path) -> str:
+    """An experiment as kdtune 0.1 left it: no record.json (schema 1)."""
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(experiment / "config.yaml", old / "config.yaml")
+    return str(old)
 
 
 def _run(history_f1: list[float]) -> retrain.Run:
     preds = np.zeros(4, dtype=np.int64)
-    return retrain.Run("student", 0, 3, len(history_f1), False, 1.0,
-                       [{"epoch": i + 1, "val_macro_f1": f} for i, f in enumerate(history_f1)],
+    return retrain.Run("student", 0, 3, float(len(history_f1)), False, 1.0,
+                       [{"progress": i + 1.0, "val_macro_f1": f} for i, f in enumerate(history_f1)],
                        {}, {}, preds, np.full((4, 2), 0.5))
 
 
 def test_reproduction_helper() -> None:
-    choice = retrain.Choice("t1", "trials.csv", {"seed": 0, "epochs": 3}, "", "completed",
-                            best_epoch=2, trial_val_macro_f1=0.60, baseline_learning_rate=1e-4,
-                            baseline_lr_source="x")
-    ok = retrain.reproduction(choice, _run([0.5, 0.604, 0.7]), 1, "cpu")
+    pick = retrain.Pick("t1", "trials.csv", {"seed": 0, "epochs": 3}, best_progress=2.0,
+                        val_score=0.60)
+    ok = retrain.reproduction(pick, _run([0.5, 0.604, 0.7]), 1, "cpu")
     assert ok["checked"] and ok["within_tolerance"] is True
     assert ok["retrained_val_macro_f1"] == 0.604 and ok["difference"] == pytest.approx(0.004)
-    off = retrain.reproduction(choice, _run([0.5, 0.61, 0.7]), 1, "cpu")
+    off = retrain.reproduction(pick, _run([0.5, 0.61, 0.7]), 1, "cpu")
     assert off["checked"] and off["within_tolerance"] is False
-    short = retrain.reproduction(choice, _run([0.5]), 1, "cpu")
+    short = retrain.reproduction(pick, _run([0.5]), 1, "cpu")
     assert not short["checked"] and "diverged" in short["note"]
-    skipped = retrain.reproduction(choice, None, 1, "cpu", note="--epochs 5 differs")
+    skipped = retrain.reproduction(pick, None, 1, "cpu", note="--epochs 5 differs")
     assert not skipped["checked"] and skipped["within_tolerance"] is None

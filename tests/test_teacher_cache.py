@@ -28,13 +28,19 @@ def test_cache_hit_and_corruption(tiny_cfg, caplog):
         "cache_dir": tiny_cfg.cache_dir, "data.max_train": 48, "data.max_val": 16,
         "data.max_test": 16, "data.max_length": 32, "data.seed": 1})
     from kdtune.data import load_splits
-    from kdtune.teacher import cache_key
-    assert cache_key(other, load_splits(other.data).fingerprint(), first.teacher_tokenizer) \
-        != first.teacher.key
+    from kdtune.teacher_cache import cache_key
+    fingerprint = load_splits(tiny_cfg.data).fingerprint()
+    assert cache_key(tiny_cfg, fingerprint, first.teacher_tokenizer, tiny_cfg.teacher, "cpu",
+                     "fp32") == first.teacher.key
+    assert cache_key(other, load_splits(other.data).fingerprint(), first.teacher_tokenizer,
+                     other.teacher, "cpu", "fp32") != first.teacher.key
+    # logits computed on a GPU in bf16 are another cache entry
+    assert cache_key(tiny_cfg, fingerprint, first.teacher_tokenizer, tiny_cfg.teacher, "cuda",
+                     "bf16-autocast") != first.teacher.key
     # A truncated logits file is detected and rebuilt, never used.
     path = first.teacher.dir / "logits_train.npy"
     path.write_bytes(path.read_bytes()[:100])
-    with caplog.at_level(logging.WARNING, logger="kdtune.teacher"):
+    with caplog.at_level(logging.WARNING):
         rebuilt = prepare(tiny_cfg)
     assert not rebuilt.teacher.cache_hit
     assert "damaged" in caplog.text
@@ -44,3 +50,22 @@ def test_cache_hit_and_corruption(tiny_cfg, caplog):
     weights = rebuilt.teacher.dir / "model" / "model.safetensors"
     weights.write_bytes(b"\0" * 16)
     assert not prepare(tiny_cfg).teacher.cache_hit
+
+
+def test_hidden_states_are_in_the_manifest(tiny_cfg, caplog):
+    from kdtune.teacher import hidden_states, load_cached
+
+    prep = prepare(tiny_cfg)
+    states = hidden_states(prep.teacher, prep.teacher_encoded["train"], [0, 5], 16)
+    assert states[5].shape == (prep.teacher_encoded["train"].tokens, 384)
+    assert type(states[5]) is np.ndarray  # a plain array (zero-copy in Ray's object store)
+    manifest = (prep.teacher.dir / "manifest.json").read_text()
+    assert "hidden/train_block5.npy" in manifest
+    # an edit of the same size is caught by the sha256, and the cache is rebuilt
+    path = prep.teacher.dir / "hidden" / "train_block5.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        assert load_cached(prep.teacher.dir, prep.teacher.key) is None
+    assert "train_block5.npy does not match its sha256" in caplog.text

@@ -1,71 +1,39 @@
 """CLI: ``python -m kdtune.report results/<experiment>``: the report a practitioner reads.
 
-Writes ``report.md`` and a self-contained ``report.html`` (images embedded as data URIs, no
-network) into the experiment folder, and the PNGs and CSVs they show into ``report/``:
+Reads the experiment record (:func:`kdtune.record.load_experiment`: a folder or a storage URI)
+and writes ``report.md`` and a self-contained ``report.html`` (images embedded as data URIs, no
+network) into the experiment's local folder, and the PNGs and CSVs they show into ``report/``
+(uploaded beside the results when the record is on object storage):
 
-* a leaderboard of the top trials, ranked by each trial's best epoch, with every searched
-  parameter (and the latency / size of each student in a multi-objective search);
-* for a multi-objective search (``pareto.csv``), the Pareto front: a scatter of every trial's
-  quality over its cost with the front and the chosen point, and a table of the front;
-* the seed's per-class precision / recall / F1 tables on the held-out test split (baseline,
-  teacher, best distilled student, with deltas), F1 across all models and the student's
-  confusion matrix;
-* an efficiency table measured on this machine's CPU from the saved models (cached in
-  ``report/efficiency.csv``);
-* plots: val macro-F1 over alpha x temperature, learning curves, KD / CE (and feature) losses of
-  the best trial, Optuna's optimisation history and parameter importances, epochs granted by ASHA;
-* a verdict written from the numbers, and any multi-seed re-training results.
+* facts: data, teacher, student, trials, the arms and their budgets, the baseline mode,
+  duplicates, and the cost of the search and of the confirm stage;
+* a **provisional** verdict: the picked distilled student against the picked baseline on test
+  and validation, each gap judged against the noise, what tuning alone gained, and warnings
+  when the teacher looks under-trained;
+* a leaderboard (arm, searched parameters, progress in epochs, best scores, status);
+* the confirm stage's single-seed vs multi-seed ranking;
+* for a multi-objective search, the Pareto front (table and scatter);
+* per-class precision / recall / F1 on the held-out test split, F1 across models, confusion;
+* efficiency timed with kdtune's latency protocol (cached in ``report/efficiency.csv``);
+* the export (``export/<source>/export.md``) and re-training (``retrain/summary.md``) results;
+* plots: alpha x T, learning curves over progress, losses, Optuna (KD and CE studies),
+  training granted per trial by ASHA.
 
-It works on a finished search, on an interrupted one (no ``trials.csv``: trials are rebuilt from
-Ray's ``tune/*/result.json``) and on one still running.
-
-Modules: :mod:`~kdtune.report.experiment` (loading, state), :mod:`~kdtune.report.tables`,
-:mod:`~kdtune.report.efficiency`, :mod:`~kdtune.report.plots`, :mod:`~kdtune.report.optuna_plots`,
-:mod:`~kdtune.report.pareto_front`, :mod:`~kdtune.report.verdict`, :mod:`~kdtune.report.document`
-(markdown + HTML), :mod:`~kdtune.report.sections` and :mod:`~kdtune.report.cli` (``render``,
-``main``).
+It works on a finished search, an interrupted one (trials rebuilt from Ray's result files) and
+one still running. Modules: :mod:`~kdtune.report.cli` (``render``, ``main``),
+:mod:`~kdtune.report.document` (markdown + HTML), :mod:`~kdtune.report.outputs` (files),
+:mod:`~kdtune.report.facts`, :mod:`~kdtune.report.verdict` (pure),
+:mod:`~kdtune.report.teacher_check` (pure), :mod:`~kdtune.report.verdict_inputs`,
+:mod:`~kdtune.report.tables`, :mod:`~kdtune.report.sections`,
+:mod:`~kdtune.report.record_sections`, :mod:`~kdtune.report.efficiency`,
+:mod:`~kdtune.report.plots`, :mod:`~kdtune.report.curves`, :mod:`~kdtune.report.optuna_plots`,
+:mod:`~kdtune.report.pareto_front` and :mod:`~kdtune.report.plot_sections`.
 """
 
-from kdtune.cli import EXIT_BAD_INPUT
 from kdtune.report.cli import main, render
 from kdtune.report.document import Doc, markdown_to_html
-from kdtune.report.efficiency import efficiency_table, measure_model, model_dirs
-from kdtune.report.experiment import (
-    RUNNING_WINDOW_S,
-    STATE_FINISHED,
-    STATE_INTERRUPTED,
-    STATE_RUNNING,
-    Experiment,
-    ReportError,
-    experiment_state,
-    load_experiment,
-    trials_from_tune,
-)
-from kdtune.report.optuna_plots import plot_optuna
-from kdtune.report.pareto_front import front_table, plot_pareto
-from kdtune.report.plots import (
-    plot_alpha_temperature,
-    plot_confusion,
-    plot_epochs_granted,
-    plot_learning_curves,
-    plot_losses,
-)
-from kdtune.report.tables import (
-    MODEL_ORDER,
-    PARAM_LABELS,
-    confusion_table,
-    f1_all_models_table,
-    leaderboard,
-    per_class_test_table,
-)
-from kdtune.report.verdict import verdict
+from kdtune.report.teacher_check import TeacherNumbers, teacher_signs, teacher_warning
+from kdtune.report.verdict import Anchor, Noise, Pick, VerdictInput, provisional_verdict
 
-__all__ = [
-    "EXIT_BAD_INPUT", "MODEL_ORDER", "PARAM_LABELS", "RUNNING_WINDOW_S", "STATE_FINISHED",
-    "STATE_INTERRUPTED", "STATE_RUNNING", "Doc", "Experiment", "ReportError", "confusion_table",
-    "efficiency_table", "experiment_state", "f1_all_models_table", "front_table", "leaderboard",
-    "load_experiment", "main", "markdown_to_html", "measure_model", "model_dirs",
-    "per_class_test_table", "plot_alpha_temperature", "plot_confusion", "plot_epochs_granted",
-    "plot_learning_curves", "plot_losses", "plot_optuna", "plot_pareto", "render",
-    "trials_from_tune", "verdict",
-]
+__all__ = ["Anchor", "Doc", "Noise", "Pick", "TeacherNumbers", "VerdictInput", "main",
+           "markdown_to_html", "provisional_verdict", "render", "teacher_signs", "teacher_warning"]

@@ -7,57 +7,54 @@ import sys
 from pathlib import Path
 
 from kdtune.cli import ArgumentParser, fail
-from kdtune.files import atomic_write_text
+from kdtune.errors import ConfigError
+from kdtune.record import load_experiment
 from kdtune.report.document import Doc
-from kdtune.report.experiment import ReportError, load_experiment
-from kdtune.report.sections import (
-    efficiency_section,
-    facts,
-    leaderboard_section,
-    model_sections,
-    pareto_section,
-    plot_sections,
-    retrain_section,
-)
-from kdtune.report.verdict import verdict
+from kdtune.report.facts import facts
+from kdtune.report.outputs import Outputs
+from kdtune.report.plot_sections import plot_sections
+from kdtune.report.record_sections import export_section, ranking_section, retrain_section
+from kdtune.report.sections import efficiency_section, leaderboard_section, model_sections, pareto_section
+from kdtune.report.verdict_inputs import verdict
 
 log = logging.getLogger("kdtune.report")
 
 PROG = "kdtune.report"
-DESCRIPTION = "CLI: ``python -m kdtune.report results/<experiment>``: the report a practitioner reads."
+DESCRIPTION = ("Render report.md and a self-contained report.html for a kdtune experiment (a "
+               "folder or a storage URI).")
 
 
-def render(exp_dir: Path, *, top: int = 10, efficiency: bool = True,
+def render(root: str | Path, *, top: int = 10, efficiency: bool = True,
            remeasure: bool = False) -> Path:
-    """Write ``report.md``, ``report.html`` and ``report/`` for an experiment; returns the HTML path."""
-    exp_dir = Path(exp_dir)
-    exp = load_experiment(exp_dir)
-    out = exp_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("*.png"):
-        stale.unlink()
-    doc = Doc(exp_dir)
+    """Write ``report.md``, ``report.html`` and ``report/``; returns the local HTML path.
+
+    Raises :class:`~kdtune.errors.ConfigError` (one line) when ``root`` is not an experiment.
+    """
+    exp = load_experiment(root)
+    out = Outputs(exp)
+    out.prepare()
+    doc = Doc(out.base)
     doc.heading(f"kdtune report: `{exp.cfg.name}`", 1)
     doc.bullets(facts(exp))
-    doc.heading("Verdict")
+    doc.heading("Verdict (provisional)")
     for p in verdict(exp, top):
         doc.para(p)
     leaderboard_section(doc, exp, out, top)
+    ranking_section(doc, exp, out)
     pareto_section(doc, exp, out)
     model_sections(doc, exp, out)
     efficiency_section(doc, exp, out, efficiency, remeasure)
+    export_section(doc, exp)
     plot_sections(doc, exp, out, top)
     retrain_section(doc, exp)
-    atomic_write_text(exp_dir / "report.md", doc.render_md())
-    html_path = exp_dir / "report.html"
-    atomic_write_text(html_path, doc.render_html(f"kdtune report: {exp.cfg.name}"))
+    html_path = out.finish(doc.render_md(), doc.render_html(f"kdtune report: {exp.cfg.name}"))
     log.info("report written: %s", html_path)
     return html_path
 
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog=PROG, description=DESCRIPTION)
-    p.add_argument("experiment", help="experiment folder, e.g. results/alpha_temp")
+    p.add_argument("experiment", help="experiment folder or URI, e.g. results/alpha_temp")
     p.add_argument("--top", type=int, default=10, help="trials in the leaderboard (default 10)")
     p.add_argument("--no-efficiency", action="store_true",
                    help="do not load the models to measure latency and throughput")
@@ -70,14 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.top < 1:
         return fail(PROG, "--top must be >= 1")
     try:
-        html_path = render(Path(args.experiment), top=args.top, efficiency=not args.no_efficiency,
+        html_path = render(args.experiment, top=args.top, efficiency=not args.no_efficiency,
                            remeasure=args.remeasure)
-    except ReportError as exc:
+    except ConfigError as exc:
         return fail(PROG, exc)
-    exp_dir = html_path.parent
-    print(f"report: {exp_dir / 'report.md'}")
+    base = html_path.parent
+    print(f"report: {base / 'report.md'}")
     print(f"        {html_path}")
-    print(f"        {exp_dir / 'report'}/ (plots and tables)")
+    print(f"        {base / 'report'}/ (plots and tables)")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The report document: markdown and a self-contained HTML page built side by side.
 
 Images are embedded in the HTML as data URIs and the style sheet is inline, so the page needs
-no network and no files beside it.
+no network and no files beside it. Numbers are printed by :mod:`kdtune.formatting`.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import base64
 import html
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from kdtune.report.formatting import cell
-from kdtune.report.formatting import signed as signed_text
+from kdtune.formatting import num, signed
 
 _INLINE = [(re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
            (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>")]
@@ -28,10 +28,13 @@ h1{border-bottom:2px solid #444;padding-bottom:.2em}h2{margin-top:1.8em;border-b
 table{border-collapse:collapse;margin:.8em 0;font-size:.85em}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:left}th{background:#f0f0f0}
 td.num{text-align:right;font-variant-numeric:tabular-nums}tr:nth-child(even) td{background:#fbfbfb}
-code{background:#f3f3f3;padding:0 .25em;border-radius:3px}
+code{background:#f3f3f3;padding:0 .25em;border-radius:3px}pre{background:#f6f6f6;padding:.5em}
 figure{margin:1em 0}img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:.85em;color:#555}.state{font-weight:bold}
+figcaption{font-size:.85em;color:#555}
 """
+
+#: Headings of included markdown files (retrain/summary.md, export.md) sit under a report section.
+NESTED_SHIFT = 2
 
 
 def _inline(text: str) -> str:
@@ -45,11 +48,17 @@ def _is_number(text: str) -> bool:
     return bool(re.fullmatch(r"[+-]?[\d.,]+(e[+-]?\d+)?x?", text))
 
 
+def nest_headings(text: str, shift: int = NESTED_SHIFT) -> str:
+    """Markdown with every heading ``shift`` levels deeper (at most level 6)."""
+    return re.sub(r"(?m)^(#{1,6})(\s)", lambda m: "#" * min(len(m.group(1)) + shift, 6) + m.group(2),
+                  text)
+
+
 class Doc:
     """Builds the markdown and the HTML report side by side."""
 
-    def __init__(self, exp_dir: Path):
-        self.exp_dir = exp_dir
+    def __init__(self, base: Path):
+        self.base = base  # image links in report.md are relative to this folder
         self.md: list[str] = []
         self.html: list[str] = []
 
@@ -65,14 +74,16 @@ class Doc:
         self.md += [f"- {i}" for i in items] + [""]
         self.html.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
 
-    def table(self, frame: pd.DataFrame, signed: tuple[str, ...] = ()) -> None:
-        """A table; numbers in the ``signed`` columns print with their sign (``+0.0123``)."""
+    def table(self, frame: pd.DataFrame, signed_cols: tuple[str, ...] = (),
+              digits: Mapping[str, int] | None = None) -> None:
+        """A table; ``signed_cols`` print with their sign, ``digits`` sets decimals per column."""
         cols = list(frame.columns)
+        digits = digits or {}
 
         def fmt(c: str, v: Any) -> str:
-            if c in signed and isinstance(v, float) and not math.isnan(v):
-                return signed_text(v)
-            return cell(v)
+            if c in signed_cols and isinstance(v, float) and not math.isnan(v):
+                return signed(v)
+            return num(v, digits.get(c, 4))
 
         rows = [[fmt(c, r[c]) for c in cols] for _, r in frame.iterrows()]
         self.md += ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
@@ -85,14 +96,15 @@ class Doc:
         self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def image(self, path: Path, alt: str) -> None:
-        rel = path.relative_to(self.exp_dir).as_posix()
+        rel = path.relative_to(self.base).as_posix()
         self.md += [f"![{alt}]({rel})", ""]
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         self.html.append(f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
                          f"<figcaption>{html.escape(alt)}</figcaption></figure>")
 
     def markdown(self, text: str) -> None:
-        self.md += [text.strip(), ""]
+        """Markdown written elsewhere (retrain, export), its headings nested under the report's."""
+        self.md += [nest_headings(text.strip()), ""]
         self.html.append(markdown_to_html(text))
 
     def render_md(self) -> str:
@@ -106,8 +118,28 @@ class Doc:
                 + "\n</main></body></html>\n")
 
 
+def _table_html(lines: list[str]) -> str:
+    block = [[c.strip() for c in re.split(r"(?<!\\)\|", ln.strip().strip("|"))] for ln in lines]
+    rows = [r for r in block if not all(re.fullmatch(r":?-{2,}:?", c) for c in r)]
+    head, body = rows[0], rows[1:]
+    cell = lambda c: _inline(c.replace("\\|", "|"))  # noqa: E731
+    return ("<table><thead><tr>" + "".join(f"<th>{cell(c)}</th>" for c in head)
+            + "</tr></thead><tbody>" + "".join(
+                "<tr>" + "".join(f"<td>{cell(c)}</td>" for c in r) + "</tr>" for r in body)
+            + "</tbody></table>")
+
+
+def _take(lines: list[str], i: int, pattern: str) -> tuple[list[str], int]:
+    """Consecutive lines from ``i`` matching ``pattern`` and the index after them."""
+    block = []
+    while i < len(lines) and re.match(pattern, lines[i]):
+        block.append(lines[i])
+        i += 1
+    return block, i
+
+
 def markdown_to_html(text: str) -> str:
-    """A small converter for the markdown kdtune writes: headings, tables, lists, paragraphs."""
+    """A small converter for the markdown kdtune writes: headings, tables, lists, code, paragraphs."""
     out: list[str] = []
     lines = text.strip().splitlines()
     i = 0
@@ -116,39 +148,21 @@ def markdown_to_html(text: str) -> str:
         if not line.strip():
             i += 1
         elif m := re.match(r"(#{1,6})\s+(.*)", line):
-            level = min(len(m.group(1)) + 2, 6)  # nested under the report's own headings
+            level = min(len(m.group(1)) + NESTED_SHIFT, 6)
             out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
             i += 1
         elif line.lstrip().startswith("|"):
-            block = []
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                block.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
-                i += 1
-            rows = [r for r in block if not all(re.fullmatch(r":?-{2,}:?", c) for c in r)]
-            head, body = rows[0], rows[1:]
-            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
-                       + "</tr></thead><tbody>" + "".join(
-                           "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
-                           for r in body) + "</tbody></table>")
+            block, i = _take(lines, i, r"\s*\|")
+            out.append(_table_html(block))
         elif re.match(r"\s*[-*]\s+", line):
-            items = []
-            while i < len(lines) and re.match(r"\s*[-*]\s+", lines[i]):
-                items.append(re.sub(r"^\s*[-*]\s+", "", lines[i]))
-                i += 1
-            out.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in items) + "</ul>")
+            block, i = _take(lines, i, r"\s*[-*]\s+")
+            items = [_inline(re.sub(r"^\s*[-*]\s+", "", x)) for x in block]
+            out.append("<ul>" + "".join(f"<li>{x}</li>" for x in items) + "</ul>")
         elif line.startswith("```"):
-            i += 1
-            code = []
-            while i < len(lines) and not lines[i].startswith("```"):
-                code.append(lines[i])
-                i += 1
-            i += 1
+            code, i = _take(lines, i + 1, r"(?!```)")
             out.append("<pre>" + html.escape("\n".join(code)) + "</pre>")
+            i += 1
         else:
-            para = []
-            while i < len(lines) and lines[i].strip() and not re.match(r"(#|\||\s*[-*]\s|```)",
-                                                                       lines[i]):
-                para.append(lines[i].strip())
-                i += 1
-            out.append(f"<p>{_inline(' '.join(para))}</p>")
+            para, i = _take(lines, i, r"(?!#|\||\s*[-*]\s|```)\s*\S")
+            out.append(f"<p>{_inline(' '.join(p.strip() for p in para))}</p>")
     return "\n".join(out)

@@ -1,8 +1,8 @@
 """The Pareto front of a multi-objective search (quality vs latency or size): table and scatter.
 
-``pareto.csv`` (written by :func:`kdtune.results.write_results`) holds the front's trials with
-the columns of ``trials.csv``; ``best_trial.json`` names the chosen point, the cheapest front
-point within ``search.f1_tolerance`` of the best quality (:func:`kdtune.results.pick_trials`).
+``pareto.csv`` holds the front's trials with the columns of ``trials.csv``; ``picks.json``
+names the chosen point (``best``), the cheapest front point within ``search.f1_tolerance`` of
+the best quality (:func:`kdtune.record.picks.single_seed`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kdtune.report.experiment import Experiment, param_value
-from kdtune.report.formatting import float_or_none, num
+from kdtune.formatting import float_or_none, num
+from kdtune.record import Experiment
+from kdtune.record import schema as S
 from kdtune.report.plots import STATUS_MARKERS, pyplot, save
-from kdtune.report.tables import PARAM_LABELS, shown_params, size_values
-from kdtune.status import OK_STATUSES
+from kdtune.report.tables import PARAM_LABELS, param_cells, size_values
 
-COST_LABELS = {"latency_ms": "latency (ms/example, batch 1, measured during the search)",
-               "params": "parameters"}
+COST_LABELS = {S.LATENCY: "latency (ms/example, batch 1, measured during the search)",
+               S.PARAMS: "parameters"}
 METRIC_LABELS = {"val_macro_f1": "best val macro-F1", "val_accuracy": "best val accuracy"}
 CHOSEN = "chosen"
 
@@ -28,11 +28,13 @@ CHOSEN = "chosen"
 def cost_column(exp: Experiment) -> str:
     """The x axis: the second objective, or latency when the config names none."""
     objectives = exp.cfg.search.objectives or []
-    return objectives[1] if len(objectives) >= 2 else "latency_ms"
+    return objectives[1] if len(objectives) >= 2 else S.LATENCY
 
 
 def chosen_id(exp: Experiment) -> str | None:
-    return str(exp.best["trial_id"]) if exp.best and exp.best.get("trial_id") else None
+    """The chosen point: ``best`` of picks.json (or of evaluation.json's picks)."""
+    best = (exp.picks or {}).get("best") or ((exp.evaluation or {}).get("picks") or {}).get("best")
+    return str(best) if best else None
 
 
 def front_table(exp: Experiment) -> pd.DataFrame:
@@ -41,26 +43,23 @@ def front_table(exp: Experiment) -> pd.DataFrame:
     cost = cost_column(exp)
     if cost in front:
         front = front.sort_values(cost, kind="stable")
-    params = ["layers", *[p for p in shown_params(exp) if p != "layers"]]
     pick = chosen_id(exp)
     rows = []
     for _, r in front.iterrows():
-        row: dict[str, Any] = {"trial": r["trial_id"],
-                               CHOSEN: CHOSEN if str(r["trial_id"]) == pick else ""}
-        row.update({p: _text_if_list(param_value(exp, r, p)) for p in params})
+        row: dict[str, Any] = {"trial": r[S.TRIAL_ID], "arm": r.get(S.ARM, ""),
+                               CHOSEN: CHOSEN if str(r[S.TRIAL_ID]) == pick else ""}
+        cells = param_cells(exp, r)
+        row["layers"] = cells.pop("layers", None) or str(list(exp.cfg.student.layers))
+        row.update(cells)
         row.update(size_values(r))
         if cost not in row and cost in r.index:
             row[cost] = float_or_none(r[cost])
         row[METRIC_LABELS.get(exp.cfg.search.metric, exp.score)] = float_or_none(r.get(exp.score))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    if "params" in frame:  # whole numbers, also where one is missing
-        frame["params"] = pd.Series([r["params"] for r in rows], dtype=object)
+    if S.PARAMS in frame:  # whole numbers, also where one is missing
+        frame[S.PARAMS] = pd.Series([r[S.PARAMS] for r in rows], dtype=object)
     return frame
-
-
-def _text_if_list(v: Any) -> Any:
-    return str(list(v)) if isinstance(v, (list, tuple)) else v
 
 
 def front_note(exp: Experiment) -> str:
@@ -68,20 +67,20 @@ def front_note(exp: Experiment) -> str:
     s = exp.cfg.search
     metric = METRIC_LABELS.get(s.metric, exp.score).removeprefix("best ")
     objectives = ", ".join(f"{o} ({m})" for o, m in zip(s.objectives or [], s.modes, strict=False))
-    cheapest = "fastest" if cost_column(exp) == "latency_ms" else "cheapest"
+    cheapest = "fastest" if cost_column(exp) == S.LATENCY else "cheapest"
     text = (f"Objectives: {objectives or 'not set in config.yaml'}. A trial is on the front when no "
             f"other trial is at least as good on every objective and better on one (each trial "
             f"counted at its best epoch). The chosen point is the {cheapest} "
             f"front point whose {metric} is within search.f1_tolerance = {num(s.f1_tolerance)} of "
             f"the front's best.")
     pick = chosen_id(exp)
-    ids = set(exp.pareto["trial_id"].astype(str)) if exp.pareto is not None and len(exp.pareto) else set()
+    ids = set(exp.pareto[S.TRIAL_ID].astype(str)) if exp.pareto is not None and len(exp.pareto) else set()
     if pick is None:
-        text += " No chosen point is recorded (best_trial.json is missing)."
+        text += " No chosen point is recorded (picks.json is missing)."
     elif pick in ids:
         text += f" Chosen: trial `{pick}`."
     else:
-        text += f" best_trial.json names trial `{pick}`, which is not on this front."
+        text += f" picks.json names trial `{pick}`, which is not on this front."
     return text
 
 
@@ -91,16 +90,16 @@ def plot_pareto(exp: Experiment, path: Path) -> Path | None:
     t = exp.trials
     if exp.pareto is None or cost not in t or score not in t or cost not in exp.pareto:
         return None
-    ok = t[t["status"].isin(OK_STATUSES)]
+    ok = t[t[S.STATUS].isin(S.OK_STATUSES)]
     ok = ok[ok[cost].notna() & ok[score].notna()]
     if not len(ok):
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    front_ids = set(exp.pareto["trial_id"].astype(str))
-    on_front = ok["trial_id"].astype(str).isin(front_ids).to_numpy()
+    front_ids = set(exp.pareto[S.TRIAL_ID].astype(str))
+    on_front = ok[S.TRIAL_ID].astype(str).isin(front_ids).to_numpy()
     for status, marker in STATUS_MARKERS.items():
-        sel = (ok["status"] == status).to_numpy()
+        sel = (ok[S.STATUS] == status).to_numpy()
         for part, colour in ((sel & ~on_front, "lightgrey"), (sel & on_front, "tab:blue")):
             if part.any():
                 ax.scatter(ok[cost][part], ok[score][part], c=colour, marker=marker, s=70,
@@ -116,15 +115,15 @@ def plot_pareto(exp: Experiment, path: Path) -> Path | None:
             ax.plot(xs, ys, linestyle=":", color="tab:blue", label="Pareto front (projected)")
     pick = chosen_id(exp)
     for _, r in front.iterrows():
-        if str(r["trial_id"]) != pick:
-            ax.annotate(str(r["trial_id"]), (r[cost], r[score]), xytext=(5, 5),
+        if str(r[S.TRIAL_ID]) != pick:
+            ax.annotate(str(r[S.TRIAL_ID]), (r[cost], r[score]), xytext=(5, 5),
                         textcoords="offset points", fontsize=7, color="tab:blue")
-    chosen = ok[ok["trial_id"].astype(str) == pick] if pick else ok.iloc[0:0]
+    chosen = ok[ok[S.TRIAL_ID].astype(str) == pick] if pick else ok.iloc[0:0]
     if len(chosen):
         r = chosen.iloc[0]
         ax.scatter([r[cost]], [r[score]], marker="*", s=380, c="tab:red", edgecolors="black",
                    zorder=4, label=f"chosen: {pick}")
-        detail = ", ".join(f"{PARAM_LABELS.get(p, p)} {_short(param_value(exp, r, p))}"
+        detail = ", ".join(f"{PARAM_LABELS.get(p, p)} {_short(exp.param_value(r, p))}"
                            for p in ("layers", "alpha", "temperature") if p in exp.searched)
         ax.annotate(f"chosen {pick}" + (f"\n{detail}" if detail else ""), (r[cost], r[score]),
                     xytext=(12, -28), textcoords="offset points", fontsize=8, color="tab:red",
@@ -132,7 +131,7 @@ def plot_pareto(exp: Experiment, path: Path) -> Path | None:
     ax.set_xlabel(COST_LABELS.get(cost, cost))
     ax.set_ylabel(METRIC_LABELS.get(exp.cfg.search.metric, score))
     ax.set_title(f"Pareto front: {len(front)} of {len(ok)} usable trials")
-    ax.legend(*_legend(ax, ok["status"]), fontsize=8, loc="best")
+    ax.legend(*_legend(ax, ok[S.STATUS]), fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     return save(fig, path)
 

@@ -6,12 +6,23 @@ from typing import Any
 
 import pandas as pd
 
-from kdtune.report.experiment import Experiment, param_value
-from kdtune.report.formatting import float_or_none, int_or_none
+from kdtune.formatting import float_or_none, int_or_none, is_missing
+from kdtune.params import CE_ALPHA, KD_ONLY
+from kdtune.record import Experiment
+from kdtune.record import schema as S
+from kdtune.record.summary import MODEL_ORDER
 
-MODEL_ORDER = ("baseline", "teacher", "distilled")  # the seed's column order
 PARAM_LABELS = {"alpha": "alpha", "temperature": "T", "learning_rate": "lr"}
-SIZE_COLUMNS = ("latency_ms", "params")  # per-trial cost columns of a multi-objective search
+METRIC_WORDS = {"val_macro_f1": "macro-F1", "val_accuracy": "accuracy"}
+#: Leaderboard headers of each trial's best full-validation scores.
+BEST_LABELS = {"val_accuracy": "best val accuracy", "val_macro_f1": "best val macro-F1"}
+#: Leaderboard columns holding epochs of training (printed with 2 decimals).
+PROGRESS_COLUMNS = {"progress": 2, "best progress": 2}
+
+
+def metric_words(exp: Experiment) -> str:
+    """The search metric in words: ``macro-F1`` or ``accuracy``."""
+    return METRIC_WORDS.get(exp.cfg.search.metric, exp.cfg.search.metric)
 
 
 def shown_params(exp: Experiment) -> list[str]:
@@ -22,42 +33,58 @@ def shown_params(exp: Experiment) -> list[str]:
 def size_values(row: pd.Series) -> dict[str, Any]:
     """The trial's latency (ms) and parameter count, for the columns the trials table has."""
     out: dict[str, Any] = {}
-    if "latency_ms" in row.index:
-        out["latency_ms"] = float_or_none(row["latency_ms"])
-    if "params" in row.index:
-        out["params"] = int_or_none(row["params"])
+    if S.LATENCY in row.index:
+        out[S.LATENCY] = float_or_none(row[S.LATENCY])
+    if S.PARAMS in row.index:
+        out[S.PARAMS] = int_or_none(row[S.PARAMS])
     return out
 
 
+def status_text(row: pd.Series) -> str:
+    """The trial's status; a duplicate names its original, an error its first line."""
+    status = str(row.get(S.STATUS, "") or "")
+    if status == S.DUPLICATE:
+        return f"duplicate of {row.get(S.DUPLICATE_OF, '') or '?'}"
+    error = str(row.get(S.ERROR, "") or "").strip().splitlines()
+    if status in (S.ERRORED, S.DIVERGED) and error:
+        return f"{status}: {error[0][:160]}"
+    return status
+
+
 def leaderboard(exp: Experiment, top: int) -> pd.DataFrame:
-    """The top trials ranked by their best epoch (not their last)."""
-    params = shown_params(exp)
+    """The top trials ranked by their best full-validation score (not their last)."""
     rows = []
     for rank, (_, r) in enumerate(exp.trials.head(top).iterrows(), start=1):
-        status = r.get("status", "")
-        error = str(r.get("error", "") or "").strip().splitlines()
-        if status in ("errored", "diverged") and error:
-            status = f"{status}: {error[0][:160]}"
-        row: dict[str, Any] = {"rank": rank, "trial": r["trial_id"], "anchor": r.get("anchor", "")}
-        row.update({p: param_value(exp, r, p) for p in params})
-        row.update({"epochs run": int(r.get("epochs_run", 0) or 0),
-                    "best epoch": int_or_none(r.get("best_epoch")),
-                    "best val accuracy": float_or_none(r.get("best_val_accuracy")),
-                    "best val macro-F1": float_or_none(r.get("best_val_macro_f1"))})
+        row: dict[str, Any] = {"rank": rank, "trial": r[S.TRIAL_ID], "arm": r.get(S.ARM, ""),
+                               "anchor": r.get(S.ANCHOR, "")}
+        row.update(param_cells(exp, r))
+        row.update({"progress": float_or_none(r.get(S.PROGRESS)),
+                    "best progress": float_or_none(r.get(S.BEST_PROGRESS))})
+        row.update({label: float_or_none(r.get(S.best(metric)))
+                    for metric, label in BEST_LABELS.items()})
         row.update(size_values(r))
-        row["status"] = status
+        row["status"] = status_text(r)
         rows.append(row)
     frame = pd.DataFrame(rows)
-    if len(frame):  # keep whole numbers whole when some trial has none yet
-        for col in ("best epoch", "params"):
-            if col in frame:
-                frame[col] = pd.Series([r[col] for r in rows], dtype=object)
+    if S.PARAMS in frame:  # whole numbers, also where one is missing
+        frame[S.PARAMS] = pd.Series([r[S.PARAMS] for r in rows], dtype=object)
     return frame
 
 
-def models(evaluation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def param_cells(exp: Experiment, row: pd.Series) -> dict[str, Any]:
+    """The trial's value of each shown parameter; KD-only ones are blank at alpha = 1 (CE only)."""
+    ce = float(exp.param_value(row, "alpha")) >= CE_ALPHA
+    return {p: None if ce and p in KD_ONLY and p != "alpha" else _cell(exp.param_value(row, p))
+            for p in shown_params(exp)}
+
+
+def _cell(v: Any) -> Any:
+    return None if is_missing(v) else (str(list(v)) if isinstance(v, (list, tuple)) else v)
+
+
+def models(evaluation: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Evaluated models in the seed's order: baseline, teacher, distilled."""
-    found = evaluation.get("models") or {}
+    found = (evaluation or {}).get("models") or {}
     return {k: found[k] for k in MODEL_ORDER if found.get(k)}
 
 
@@ -86,10 +113,8 @@ def per_class_test_table(evaluation: dict[str, Any]) -> pd.DataFrame:
 def f1_all_models_table(evaluation: dict[str, Any], split: str = "test") -> pd.DataFrame:
     """Rows: each class, macro-F1 and accuracy; columns: each model's value on ``split``."""
     evaluated = models(evaluation)
-    rows = []
-    for name in evaluation["label_names"]:
-        rows.append({"": f"F1 {name}", **{m: ev[split]["per_class"][name]["f1"]
-                                          for m, ev in evaluated.items()}})
+    rows = [{"": f"F1 {name}", **{m: ev[split]["per_class"][name]["f1"] for m, ev in evaluated.items()}}
+            for name in evaluation["label_names"]]
     rows.append({"": "macro-F1", **{m: ev[split]["macro_f1"] for m, ev in evaluated.items()}})
     rows.append({"": "accuracy", **{m: ev[split]["accuracy"] for m, ev in evaluated.items()}})
     return pd.DataFrame(rows)

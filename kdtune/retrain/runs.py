@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kdtune.config import ExperimentConfig
-from kdtune.retrain.choose import Choice
+from kdtune.retrain.choose import Pick
 
 if TYPE_CHECKING:  # heavy imports are deferred so that bad input fails fast
     import torch
@@ -30,15 +30,15 @@ REPRODUCTION_TOLERANCE = 0.005  # 0.5 macro-F1 points
 
 @dataclass
 class Run:
-    """One seed of one model, evaluated at its best validation epoch."""
+    """One seed of one model, evaluated at its best full-validation evaluation."""
 
     model: str  # "student" or "baseline"
     seed: int
     epochs: int
-    best_epoch: int | None
+    best_progress: float | None  # epochs trained at its best full-validation evaluation
     diverged: bool
     seconds: float
-    history: list[dict[str, Any]]  # per-epoch EpochMetrics
+    history: list[dict[str, Any]]  # one RungMetrics dict per evaluation
     val: dict[str, Any]  # classification_metrics
     test: dict[str, Any]
     test_predictions: np.ndarray = field(repr=False)
@@ -47,7 +47,7 @@ class Run:
     def row(self, label_names: list[str]) -> dict[str, Any]:
         """The run's line of ``per_seed.csv``."""
         out: dict[str, Any] = {"model": self.model, "seed": self.seed, "epochs": self.epochs,
-                               "best_epoch": self.best_epoch, "diverged": self.diverged}
+                               "best_progress": self.best_progress, "diverged": self.diverged}
         for split, m in (("val", self.val), ("test", self.test)):
             out[f"{split}_accuracy"] = m["accuracy"]
             out[f"{split}_macro_f1"] = m["macro_f1"]
@@ -64,18 +64,6 @@ def metric_columns(label_names: list[str]) -> list[str]:
     return cols
 
 
-def train_device(cfg: ExperimentConfig) -> torch.device:
-    """The device a search trial ran on: Ray hides CUDA from trials when gpus_per_trial is 0."""
-    import torch
-
-    from kdtune.models import pick_device
-
-    device = pick_device()
-    if device.type == "cuda" and cfg.search.gpus_per_trial <= 0:
-        return torch.device("cpu")
-    return device
-
-
 def train_run(prep: Prepared, cfg: ExperimentConfig, name: str, values: dict[str, Any],
               device: torch.device, data: TrialData | None = None) -> tuple[Run, torch.nn.Module]:
     """Train as ``kdtune.trainable.kd_trial`` does, keep the best validation epoch, evaluate."""
@@ -84,7 +72,7 @@ def train_run(prep: Prepared, cfg: ExperimentConfig, name: str, values: dict[str
     from kdtune.recipe import build_trainer
     from kdtune.trainer import (
         DivergedError,
-        EpochMetrics,
+        RungMetrics,
         Trainer,
         classification_metrics,
         predict_logits,
@@ -94,10 +82,12 @@ def train_run(prep: Prepared, cfg: ExperimentConfig, name: str, values: dict[str
     metric, sign = cfg.search.metric, (1.0 if cfg.search.mode == "max" else -1.0)
     best: dict[str, Any] = {}
 
-    def keep_best(m: EpochMetrics, trainer: Trainer) -> None:
+    def keep_best(m: RungMetrics, trainer: Trainer) -> None:
+        if not m.full_val:  # runs are compared on the whole validation split, as trials are
+            return
         score = sign * float(getattr(m, metric))
         if "score" not in best or score > best["score"]:
-            best.update(score=score, epoch=m.epoch, state={
+            best.update(score=score, progress=m.progress, state={
                 k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()})
 
     # The same recipe as a search trial: seeding, student (slice), teachers, feature targets.
@@ -121,34 +111,34 @@ def train_run(prep: Prepared, cfg: ExperimentConfig, name: str, values: dict[str
         metrics[split] = classification_metrics(prep.encoded[split].labels, logits.argmax(-1),
                                                 prep.label_names)
         test_logits = logits
-    run = Run(name, params.seed, params.epochs, best.get("epoch"), diverged, seconds,
+    run = Run(name, params.seed, params.epochs, best.get("progress"), diverged, seconds,
               [h.as_dict() for h in trainer.history], metrics["val"], metrics["test"],
               test_logits.argmax(-1), softmax(test_logits.astype(np.float64), axis=-1))
-    log.info("%s seed %d: best epoch %s, val macro-F1 %.4f, test macro-F1 %.4f (%.0f s)", name,
-             run.seed, run.best_epoch, run.val["macro_f1"], run.test["macro_f1"], seconds)
+    log.info("%s seed %d: best at epoch %s, val macro-F1 %.4f, test macro-F1 %.4f (%.0f s)", name,
+             run.seed, run.best_progress, run.val["macro_f1"], run.test["macro_f1"], seconds)
     return run, model
 
 
-def reproduction(choice: Choice, run: Run | None, threads: int, device: str,
-                 note: str = "") -> dict[str, Any]:
-    """The re-run trial's validation macro-F1 at the trial's best epoch vs trials.csv's."""
+def reproduction(pick: Pick, run: Run | None, threads: int, device: str, note: str = "") -> dict[str, Any]:
+    """The re-run trial's validation macro-F1 at the trial's best evaluation vs the record's."""
     out: dict[str, Any] = {
-        "trial_id": choice.trial_id, "seed": int(choice.config["seed"]),
-        "epochs": int(choice.config["epochs"]), "best_epoch": choice.best_epoch,
-        "trial_val_macro_f1": choice.trial_val_macro_f1, "retrained_val_macro_f1": None,
+        "trial_id": pick.trial_id, "seed": int(pick.hparams["seed"]),
+        "epochs": int(pick.hparams["epochs"]), "best_progress": pick.best_progress,
+        "trial_val_macro_f1": pick.val_score, "retrained_val_macro_f1": None,
         "difference": None, "tolerance": REPRODUCTION_TOLERANCE, "within_tolerance": None,
         "checked": False, "threads": threads, "device": device, "note": note}
     if run is None:
         return out
-    if choice.best_epoch is None or choice.trial_val_macro_f1 is None:
-        out["note"] = "the search recorded no best epoch / validation macro-F1 for this trial"
+    if pick.best_progress is None or pick.val_score is None:
+        out["note"] = "the search recorded no best evaluation / validation macro-F1 for this trial"
         return out
-    if choice.best_epoch > len(run.history):
-        out["note"] = (f"the re-run stopped after {len(run.history)} epoch(s), before the "
-                       f"trial's best epoch {choice.best_epoch} (diverged)")
+    rows = [h for h in run.history if abs(h["progress"] - pick.best_progress) < 1e-6]
+    if not rows:
+        out["note"] = (f"the re-run stopped at {run.history[-1]['progress'] if run.history else 0:g} "
+                       f"epochs, before the trial's best evaluation at {pick.best_progress:g} (diverged)")
         return out
-    value = float(run.history[choice.best_epoch - 1]["val_macro_f1"])
-    diff = value - choice.trial_val_macro_f1
+    value = float(rows[-1]["val_macro_f1"])
+    diff = value - pick.val_score
     out.update(retrained_val_macro_f1=value, difference=diff, checked=True,
                within_tolerance=bool(abs(diff) <= REPRODUCTION_TOLERANCE + 1e-12))
     return out

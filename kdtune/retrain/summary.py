@@ -1,86 +1,92 @@
-"""``summary.md``: what was re-trained, mean ± std, per-seed values, paired tests, verdict."""
+"""``retrain/summary.md``: what was re-trained, mean ± std, per-seed values, paired tests, verdict.
+
+Every interval sits beside its own estimate: the t-test CI beside the mean per-seed
+difference, each bootstrap CI beside the difference of the predictions it resampled.
+"""
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
 
-from kdtune.files import atomic_write_text
-from kdtune.retrain.formatting import fmt, fmt_p, md_table, metric_title, pm
+from kdtune.formatting import fmt_p, interval, md_table, metric_title, num, pm, points
 from kdtune.retrain.runs import metric_columns
 
+HP_KEYS = ("alpha", "temperature", "learning_rate", "weight_decay", "epochs", "batch_size")
 
-def write_summary(path: Path, report: dict[str, Any], label_names: list[str]) -> None:
-    """``summary.md``: what was re-trained, mean ± std, per-seed values, paired tests, verdict."""
-    cmp_ = report["comparison"]
+
+def _model_line(label: str, pick: dict[str, Any], config: dict[str, Any]) -> str:
+    hp = ", ".join(f"{k} = {num(config[k])}" for k in HP_KEYS if k in config)
+    trial = f"trial `{pick['trial_id']}`" if pick["trial_id"] else "no trial"
+    anchor = f", {pick['anchor']}" if pick.get("anchor") else ""
+    return f"- {label}: {trial} ({pick['source']}{anchor}): {hp}"
+
+
+def _header(report: dict[str, Any]) -> list[str]:
+    data = report["data"]
+    return [f"# kdtune retrain of `{report['experiment_name']}`", "",
+            _model_line("KD student", report["student"], report["config"]),
+            _model_line("CE-only baseline", report["baseline"], report["baseline_config"]),
+            f"- seeds: {', '.join(map(str, report['seeds']))} (the same for both); each run keeps "
+            f"its best full-validation evaluation by {report['selection_metric']}; torch threads "
+            f"{report['threads']}, device {report['device']}",
+            f"- data: `{data['source']}`: {data['rows']['train']} train / {data['rows']['val']} "
+            f"validation / {data['rows']['test']} held-out test rows (the search never saw test)", ""]
+
+
+def _tests_table(cmp_: dict[str, Any]) -> list[str]:
     seeds = cmp_["seed_level"]
-    trial = report["trial"]
-    anchor = f", anchor {trial['anchor']}" if trial["anchor"] else ""
-    hp = ", ".join(f"{k} = {fmt(report['config'][k])}" for k in
-                   ("alpha", "temperature", "learning_rate", "epochs", "batch_size"))
-    lines = [f"# kdtune retrain of `{report['experiment_name']}`", "",
-             f"- configuration: trial `{trial['trial_id']}` (from {trial['source']}{anchor}): {hp}",
-             f"- CE-only baseline: alpha = 1, learning_rate = "
-             f"{fmt(report['baseline_config']['learning_rate'])} ({report['baseline_lr_source']} "
-             "learning rate), same seeds, data, epochs and batch size",
-             f"- seeds: {', '.join(map(str, report['seeds']))}; each run keeps its best "
-             f"validation epoch by {report['selection_metric']}; torch threads "
-             f"{report['threads']}, device {report['device']}",
-             f"- data: `{report['data']['source']}`: {report['data']['rows']['train']} train / "
-             f"{report['data']['rows']['val']} validation / {report['data']['rows']['test']} "
-             "held-out test rows (the search never saw test)", ""]
-    lines += ["## Mean ± std over seeds (sample std, ddof = 1)", ""]
-    rows = []
-    summary = report["summary"]
-    for col in metric_columns(label_names):
-        rows.append([metric_title(col), pm(summary["student"][col]),
-                     pm(summary["baseline"][col]), pm(summary["difference"][col])])
-    lines += [md_table(["metric", "KD student", "CE-only baseline", "difference (paired)"], rows), ""]
-    lines += ["## Per seed", ""]
-    per_seed = [[r["model"], r["seed"], r["best_epoch"], f"{r['val_macro_f1']:.4f}",
-                 f"{r['val_accuracy']:.4f}", f"{r['test_macro_f1']:.4f}",
-                 f"{r['test_accuracy']:.4f}"] for r in report["per_seed"]]
-    lines += [md_table(["model", "seed", "best epoch", "val macro-F1", "val accuracy",
-                      "test macro-F1", "test accuracy"], per_seed), ""]
-    lines += ["## Paired comparison on test macro-F1 (KD student - baseline)", ""]
     t, w = seeds["t_test"], seeds["wilcoxon"]
-    rows = [["over seeds", "paired t-test", f"{100 * seeds['mean_difference']:+.2f} points",
-             (f"[{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]" if t.get("ci_low") is not None
-              and math.isfinite(t["ci_low"]) else "-"), fmt_p(t["pvalue"])],
-            ["over seeds", "Wilcoxon signed-rank", f"{100 * seeds['mean_difference']:+.2f} points",
-             "-", fmt_p(w["pvalue"])]]
-    for key, label in (("majority_vote", "majority vote of the seeds"),
-                       ("best_seed", "best seed of each (by validation)")):
+    rows = [["over seeds", "paired t-test", "mean per-seed difference",
+             points(seeds["mean_difference"]), interval(t.get("ci_low"), t.get("ci_high")),
+             fmt_p(t["pvalue"])],
+            ["over seeds", "Wilcoxon signed-rank", "mean per-seed difference",
+             points(seeds["mean_difference"]), "-", fmt_p(w["pvalue"])]]
+    for key, label in (("majority_vote", "the seeds' majority vote"),
+                       ("best_seed", "the best seed of each (by validation)")):
         ex = cmp_["example_level"][key]
         b, m = ex["bootstrap"], ex["mcnemar"]
-        rows.append([f"over test examples, {label}", f"paired bootstrap ({b['n_resamples']})",
-                     f"{100 * ex['difference']:+.2f} points",
-                     f"[{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}]", "-"])
-        rows.append([f"over test examples, {label}",
-                     f"exact McNemar ({m['student_only_correct']} vs "
-                     f"{m['baseline_only_correct']} discordant)", "(accuracy)", "-",
-                     fmt_p(m["pvalue"])])
-    lines += [md_table(["unit", "test", "estimate", "95% CI (points)", "p-value"], rows), ""]
-    notes = list(dict.fromkeys(n for n in (t.get("note"), w.get("note")) if n))
-    if notes:
-        lines += ["Notes: " + "; ".join(notes) + ".", ""]
-    rep = report["reproduction"]
-    lines += ["## Reproduction of the trial", ""]
-    if rep["checked"]:
-        lines += [f"Seed {rep['seed']} with the trial's {rep['epochs']} epochs reaches validation "
-                  f"macro-F1 {rep['retrained_val_macro_f1']:.4f} at the trial's best epoch "
-                  f"{rep['best_epoch']}; the search recorded {rep['trial_val_macro_f1']:.4f} "
-                  f"(difference {100 * rep['difference']:+.2f} points, tolerance "
-                  f"{100 * rep['tolerance']:.1f}): "
-                  f"{'reproduced' if rep['within_tolerance'] else 'NOT reproduced'}.", ""]
-    else:
-        lines += [f"Not checked: {rep['note']}", ""]
+        rows.append(["over test examples", f"paired bootstrap ({b['n_resamples']})",
+                     f"macro-F1 difference of {label}", points(ex["difference"]),
+                     interval(b["ci_low"], b["ci_high"]), "-"])
+        rows.append(["over test examples", "exact McNemar", f"accuracy of {label} "
+                     f"({m['student_only_correct']} vs {m['baseline_only_correct']} discordant)",
+                     "-", "-", fmt_p(m["pvalue"])])
+    header = ["unit", "test", "estimate of", "estimate (points)", "95% CI of that estimate", "p"]
+    return ["## Paired comparison on test macro-F1 (KD student - CE baseline)", "",
+            md_table(header, rows), ""]
+
+
+def _reproduction(rep: dict[str, Any]) -> list[str]:
+    if not rep["checked"]:
+        return ["## Reproduction of the trial", "", f"Not checked: {rep['note']}", ""]
+    verdict = "reproduced" if rep["within_tolerance"] else "NOT reproduced"
+    return ["## Reproduction of the trial", "",
+            f"Seed {rep['seed']} with the trial's {rep['epochs']} epochs reaches validation macro-F1 "
+            f"{rep['retrained_val_macro_f1']:.4f} at the trial's best evaluation "
+            f"({rep['best_progress']:g} epochs); the search recorded {rep['trial_val_macro_f1']:.4f} "
+            f"(difference {points(rep['difference'])} points, tolerance "
+            f"{100 * rep['tolerance']:.1f}): {verdict}.", ""]
+
+
+def render_summary(report: dict[str, Any], label_names: list[str]) -> str:
+    s = report["summary"]
+    means = [[metric_title(c), pm(s["student"][c]), pm(s["baseline"][c]), pm(s["difference"][c])]
+             for c in metric_columns(label_names)]
+    per_seed = [[r["model"], r["seed"], num(r["best_progress"]), r["val_macro_f1"],
+                 r["val_accuracy"], r["test_macro_f1"], r["test_accuracy"]]
+                for r in report["per_seed"]]
     mdl = report["model"]
-    lines += ["## Exported model", "",
-              f"Seed {mdl['seed']} (best validation macro-F1 of the KD student seeds) in "
-              f"`{mdl['dir']}`: {mdl['params']:,} parameters, {mdl['weights_mb']:.1f} MB, "
-              f"{mdl['latency']['ms_per_example_mean']:.1f} ms/example on CPU at batch size 1; "
-              "see its README.md.", ""]
-    lines += ["## Verdict", "", report["verdict"]["text"], ""]
-    atomic_write_text(path, "\n".join(lines))
+    lines = [*_header(report), "## Verdict", "", report["verdict"]["text"], "",
+             "## Mean ± std over seeds (sample std, ddof = 1)", "",
+             md_table(["metric", "KD student", "CE-only baseline", "difference (paired)"], means), "",
+             "## Per seed", "",
+             md_table(["model", "seed", "best at epoch", "val macro-F1", "val accuracy",
+                       "test macro-F1", "test accuracy"], per_seed), "",
+             *_tests_table(report["comparison"]), *_reproduction(report["reproduction"]),
+             "## Exported model", "",
+             f"Seed {mdl['seed']} (best validation macro-F1 of the KD student seeds) in "
+             f"`{mdl['dir']}`: {mdl['params']:,} parameters, {mdl['weights_mb']:.1f} MB, "
+             f"{mdl['latency']['latency_ms']:.2f} ms/example at batch 1 on "
+             f"{mdl['latency'].get('device', 'cpu')} (kdtune.latency protocol); see its README.md.",
+             ""]
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""Ray: starting or joining a cluster, checking every node before any work, GPU teacher tasks.
+
+* :func:`ray_session` starts a local Ray (or joins ``--address``) and always shuts it down.
+  Joining a cluster ships the driver's kdtune to every node through ``runtime_env``
+  (``py_modules``), so nodes need kdtune's dependencies installed, not kdtune itself.
+* :func:`preflight` runs a tiny task on every alive node before the teacher stage: it imports
+  kdtune (the driver's version) and its dependencies, and reads the driver's marker under the
+  results storage and writes its own, which the driver reads back; resources are checked
+  against ``cpus_per_trial`` / ``gpus_per_trial``. Any problem is one line naming the node and
+  the fix (exit 2), before anything is trained.
+* :func:`teacher_builder` runs the teacher's fine-tuning as a Ray task on a GPU node when the
+  driver has no GPU and the cluster has one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kdtune.config import ExperimentConfig
+from kdtune.errors import ConfigError
+from kdtune.record.record import Record
+
+log = logging.getLogger(__name__)
+
+#: What a trial imports on its node (kdtune itself arrives through runtime_env when missing).
+TRIAL_MODULES = ("numpy", "torch", "transformers", "safetensors", "sklearn", "pandas", "pyarrow")
+PREFLIGHT_DIR = ".kdtune-preflight"
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator[None]:
+    """``ray.init`` (local, or joining ``address``) and, whatever happens, ``ray.shutdown``."""
+    import ray
+
+    import kdtune
+
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
+    if address:
+        kwargs["runtime_env"] = {"py_modules": [str(Path(kdtune.__file__).parent)]}
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), ignore_reinit_error=True, **kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _node_check(version: str, modules: tuple[str, ...], root: str, driver_marker: str,
+                node_id: str) -> dict[str, Any]:
+    """Runs on one node: imports, then reads the driver's marker and writes this node's."""
+    out: dict[str, Any] = {"node_id": node_id, "host": socket.gethostname(), "problem": None}
+    try:
+        import kdtune
+
+        if kdtune.__version__ != version:
+            out["problem"] = (f"runs kdtune {kdtune.__version__}, the driver {version}; install "
+                              "the driver's version there (or let runtime_env ship it)")
+            return out
+        for name in modules:
+            importlib.import_module(name)
+    except ImportError as exc:
+        out["problem"] = (f"cannot import {exc.name or exc} ({' '.join(str(exc).split())[:160]}); "
+                          "install kdtune's dependencies there (pip install kdtune)")
+        return out
+    try:
+        from kdtune.record.store import Store
+
+        store = Store(root)
+        if store.read_text(f"{PREFLIGHT_DIR}/{driver_marker}") != "driver":
+            raise OSError("the driver's marker reads back differently")
+        store.write_text(f"{PREFLIGHT_DIR}/{node_id}", node_id)
+    except (OSError, ValueError, ConfigError) as exc:
+        out["problem"] = (f"cannot use the results storage {root!r} ({' '.join(str(exc).split())[:160]}"
+                          "); every node must reach it: use a shared mount or s3://, gs://")
+    return out
+
+
+def _resources(cfg: ExperimentConfig, nodes: list[dict[str, Any]]) -> None:
+    s = cfg.search
+    cpus = max(n["Resources"].get("CPU", 0) for n in nodes)
+    gpus = max(n["Resources"].get("GPU", 0) for n in nodes)
+    if s.cpus_per_trial > cpus:
+        raise ConfigError("search.cpus_per_trial", f"{s.cpus_per_trial:g} CPUs per trial, but the "
+                          f"largest node has {cpus:g}; a trial would wait forever")
+    if s.gpus_per_trial > 0 and gpus == 0:
+        raise ConfigError("search.gpus_per_trial", f"{s.gpus_per_trial:g} GPUs per trial, but the "
+                          "cluster has no GPU; set gpus_per_trial: 0 or add a GPU node")
+    if s.gpus_per_trial > gpus:
+        raise ConfigError("search.gpus_per_trial", f"{s.gpus_per_trial:g} GPUs per trial, but the "
+                          f"largest node has {gpus:g}; a trial would wait forever")
+
+
+def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = TRIAL_MODULES
+              ) -> list[dict[str, Any]]:
+    """Check every alive node (imports, storage, resources); returns the node reports."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    import kdtune
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    _resources(cfg, nodes)
+    marker = f"driver-{os.getpid()}"
+    record.store.write_text(f"{PREFLIGHT_DIR}/{marker}", "driver")
+    task = ray.remote(num_cpus=0)(_node_check)
+    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
+                         max_retries=0).remote(kdtune.__version__, modules, record.root, marker,
+                                               n["NodeID"]) for n in nodes]
+    try:
+        reports = ray.get(refs, timeout=300)
+        for r in reports:
+            if r["problem"] is None and record.store.read_text(
+                    f"{PREFLIGHT_DIR}/{r['node_id']}") != r["node_id"]:
+                r["problem"] = "its marker under the results storage is not visible to the driver"
+    finally:
+        record.store.delete(PREFLIGHT_DIR)
+    for r in reports:
+        if r["problem"]:
+            raise ConfigError(f"node {r['host']} ({r['node_id'][:8]})", r["problem"])
+    log.info("preflight: %d node(s) ready (%s)", len(reports), ", ".join(r["host"] for r in reports))
+    return reports
+
+
+def _remote_build(cfg, encoded, label_names, teacher):
+    import torch
+
+    from kdtune.teacher import build_teacher
+
+    return build_teacher(cfg, encoded, label_names, teacher, torch.device("cuda"))
+
+
+def teacher_builder(driver_has_gpu: bool) -> Any:
+    """A builder running the teacher's fine-tuning on a cluster GPU node, or None (run here)."""
+    import ray
+
+    if driver_has_gpu or ray.cluster_resources().get("GPU", 0) < 1:
+        return None
+    remote = ray.remote(num_gpus=1, max_retries=0)(_remote_build)
+    log.info("the driver has no GPU and the cluster has one: the teacher stage runs on a GPU node")
+
+    def build(cfg, encoded, label_names, teacher, device):
+        return ray.get(remote.remote(cfg, encoded, label_names, teacher))
+
+    return build

@@ -1,0 +1,135 @@
+"""The training fields of one KD run: their one definition, defaults and range checks.
+
+:class:`TrainParams` is the ``train:`` section of a search space, the fixed values every trial
+starts from, and what :class:`kdtune.trainer.Trainer` reads. A trial's *hparams* is one flat
+dict: the fixed values with the sampled ones merged over them (:meth:`TrainParams.merged`).
+Torch-free, so that bad input is refused before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from kdtune.errors import ConfigError, check
+
+#: The seed report's recipe, kdtune's "seed default" reference point (alpha 0.7, T 3).
+SEED_ALPHA = 0.7
+SEED_TEMPERATURE = 3.0
+#: alpha = 1 is plain cross-entropy fine-tuning: the CE-only baseline.
+CE_ALPHA = 1.0
+#: Parameters that only matter when a teacher signal is used (alpha < 1 or beta > 0); the
+#: CE-only arm of a search leaves them out, and duplicate detection ignores them at alpha = 1.
+KD_ONLY = ("alpha", "temperature", "beta", "teacher_weight")
+
+
+def _layers_ok(v: Any) -> bool:
+    return (isinstance(v, list) and len(v) > 0
+            and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v)
+            and v == sorted(set(v)))
+
+
+#: name -> (predicate, what a valid value is); shared by fixed values and sampled ones.
+_RANGES = {
+    "alpha": (lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]"),
+    "temperature": (lambda v: v > 0, "must be > 0"),
+    "learning_rate": (lambda v: v > 0, "must be > 0"),
+    "weight_decay": (lambda v: v >= 0, "must be >= 0"),
+    "warmup_fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "clip_norm": (lambda v: v > 0, "must be > 0"),
+    "batch_size": (lambda v: v >= 1 and float(v).is_integer(), "must be an integer >= 1"),
+    "dropout": (lambda v: v is None or 0 <= v < 1, "must be in [0, 1)"),
+    "beta": (lambda v: v >= 0, "must be >= 0"),
+    "teacher_weight": (lambda v: v is None or 0 <= v <= 1, "must be in [0, 1]"),
+    "layers": (_layers_ok, "must be increasing non-negative layer indices"),
+    "eval_every": (lambda v: 0 < v <= 1, "must be a fraction of an epoch in (0, 1]"),
+}
+
+
+def validate_hparams(values: dict[str, Any], prefix: str) -> None:
+    """Range checks shared by fixed training values and sampled trial hparams."""
+    for name, value in values.items():
+        if name not in _RANGES:
+            continue
+        ok, message = _RANGES[name]
+        if value is not None and isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{prefix}.{name}", f"must be finite, got {value}")
+        if not ok(value):
+            raise ConfigError(f"{prefix}.{name}", f"{message}, got {value}")
+
+
+@dataclass
+class TrainParams:
+    """Values of one KD training run; a search-space entry of the same name overrides one."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    learning_rate: float = 1e-4
+    alpha: float = SEED_ALPHA
+    temperature: float = SEED_TEMPERATURE
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    clip_norm: float = 1.0
+    dropout: float | None = None
+    seed: int = 0
+    group_by_length: bool = True
+    beta: float = 0.0  # weight of the hidden-state (feature) loss; 0 = logits-only KD
+    feature_loss: str = "mse"  # mse or cosine, between projected student and teacher states
+    teacher_combine: str = "weighted"  # several teachers: weighted logits, or by confidence
+    teacher_weights: list[float] | None = None  # one per teacher (main first); null = equal
+    teacher_weight: float | None = None  # two teachers: the main one's weight (searchable)
+    feature_cache_max_mb: float = 4096.0  # larger hidden-state caches are computed online
+    eval_every: float = 1.0  # validate (an ASHA rung) every this fraction of an epoch
+    nan_check_every: int = 16  # steps between checks for a NaN / inf loss (one host sync)
+
+    def __post_init__(self) -> None:
+        self.validate("train")
+
+    def validate(self, prefix: str) -> None:
+        validate_hparams(dataclasses.asdict(self), prefix)
+        check(1 <= self.epochs <= 1000, f"{prefix}.epochs", f"must be in [1, 1000], got {self.epochs}")
+        check(self.eval_batch_size >= 1, f"{prefix}.eval_batch_size", "must be >= 1")
+        check(self.nan_check_every >= 1, f"{prefix}.nan_check_every", "must be >= 1")
+        check(self.feature_cache_max_mb >= 0, f"{prefix}.feature_cache_max_mb", "must be >= 0")
+        check(self.feature_loss in ("mse", "cosine"), f"{prefix}.feature_loss",
+              f"must be 'mse' or 'cosine', got {self.feature_loss!r}")
+        check(self.teacher_combine in ("weighted", "confidence"), f"{prefix}.teacher_combine",
+              f"must be 'weighted' or 'confidence', got {self.teacher_combine!r}")
+        if self.teacher_weights is not None:
+            check(all(w >= 0 for w in self.teacher_weights), f"{prefix}.teacher_weights",
+                  "weights must be >= 0")
+            check(abs(sum(self.teacher_weights) - 1.0) < 1e-6, f"{prefix}.teacher_weights",
+                  f"weights must sum to 1, got {sum(self.teacher_weights):g}")
+
+    def as_hparams(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_hparams(cls, hparams: dict[str, Any]) -> TrainParams:
+        """The training fields of a trial's hparams (other keys, e.g. ``layers``, are ignored)."""
+        known = {k: v for k, v in hparams.items() if k in cls.__dataclass_fields__}
+        if "batch_size" in known:
+            known["batch_size"] = int(known["batch_size"])
+        return cls(**known)
+
+    def merged(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """A trial's hparams: these fixed values with the sampled ones merged over them."""
+        return {**self.as_hparams(), **sampled}
+
+    @property
+    def is_ce_only(self) -> bool:
+        return self.alpha >= CE_ALPHA and self.beta == 0
+
+
+def effective(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The hparams that change training: at alpha = 1 with beta = 0 no teacher signal is used,
+    so the KD-only values (temperature, teacher weights) are dropped. Used to spot duplicates."""
+    out = dict(hparams)
+    if float(out.get("alpha", 0.0)) >= CE_ALPHA and float(out.get("beta", 0.0) or 0.0) == 0:
+        for name in KD_ONLY:
+            out.pop(name, None)
+        out["alpha"] = CE_ALPHA
+    return out

@@ -1,0 +1,7 @@
+"""``python -m kdtune.search``."""
+
+import sys
+
+from kdtune.search.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""The confirm stage: the top-k completed trials of each arm, re-run with extra seeds.
+
+One Ray run (``tune_confirm``, FIFO, resumable like the search) trains each candidate's exact
+hparams at full length with seeds ``seed + 1 .. seed + confirm.seeds``; ``confirm.csv`` holds
+each run's best full-validation score, and :func:`kdtune.record.picks.picks` ranks candidates
+by their mean over the original run and these seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+
+from kdtune.record import record as R
+from kdtune.record import schema as S
+from kdtune.record.picks import confirm_candidates
+from kdtune.record.trials import HPARAMS, from_ray
+from kdtune.search.plan import SearchPlan
+
+log = logging.getLogger("kdtune.search")
+
+CONFIRM_OF = "confirm_of"
+
+
+def confirm_configs(trials: pd.DataFrame, plan: SearchPlan) -> list[dict[str, Any]]:
+    """One trial config per (candidate, extra seed)."""
+    import json
+
+    cfg = plan.cfg
+    out = []
+    by_id = trials.set_index(S.TRIAL_ID)
+    for tid, arm in confirm_candidates(trials, cfg):
+        own = json.loads(by_id.loc[tid, HPARAMS])
+        seed = int(own.get("seed", cfg.train.seed))
+        out += [{S.ARM: arm, **own, "seed": seed + i, CONFIRM_OF: tid}
+                for i in range(1, cfg.search.confirm.seeds + 1)]
+    return out
+
+
+def confirm_trial(config: dict[str, Any], **kwargs: Any) -> None:
+    """A confirm run: a search trial of the candidate's hparams with another seed."""
+    from kdtune.trainable import kd_trial
+
+    kd_trial({k: v for k, v in config["run"].items() if k != CONFIRM_OF}, **kwargs)
+
+
+def run_confirm_stage(plan: SearchPlan, prep: Any, trials: pd.DataFrame) -> tuple[list[Any], float]:
+    """Run (or resume) the confirm runs; returns (their results, seconds)."""
+    from ray import tune
+
+    from kdtune.search.run import _fit, _run_config, _trainable, load_results
+
+    cfg = plan.cfg
+    configs = confirm_configs(trials, plan) if cfg.search.confirm.enabled else []
+    if not configs:
+        return [], 0.0
+    log.info("confirm stage: %d runs (top %d completed trials per arm x %d seeds)", len(configs),
+             cfg.search.confirm.top_k, cfg.search.confirm.seeds)
+    trainable = _trainable(cfg, prep, confirm_trial)
+
+    def make() -> Any:
+        return tune.Tuner(trainable, param_space={"run": tune.grid_search(configs)},
+                          run_config=_run_config(plan, R.TUNE_CONFIRM, "confirm"),
+                          tune_config=tune.TuneConfig(max_concurrent_trials=cfg.search.max_concurrent,
+                                                      reuse_actors=True))
+
+    t0 = time.perf_counter()
+    _fit(plan, R.TUNE_CONFIRM, make, trainable)
+    return load_results(plan, trainable, [R.TUNE_CONFIRM]), time.perf_counter() - t0
+
+
+def confirm_table(results: list[Any], plan: SearchPlan) -> pd.DataFrame | None:
+    """confirm.csv: one row per confirm run with its best full-validation scores."""
+    from kdtune.record.trials import summarise
+
+    if not results:
+        return None
+    rows = []
+    for res in results:
+        tr = from_ray(res)
+        run = tr.config.get("run", {})
+        tr.config = {k: v for k, v in run.items() if k != CONFIRM_OF}
+        row = summarise(tr, plan.cfg, [])
+        rows.append({S.TRIAL_ID: run.get(CONFIRM_OF), S.ARM: run.get(S.ARM), S.SEED: run.get("seed"),
+                     S.RUN_ID: tr.trial_id, S.STATUS: row[S.STATUS],
+                     **{k: row.get(k) for k in (*map(S.best, S.QUALITY), S.BEST_PROGRESS)},
+                     HPARAMS: row[HPARAMS]})
+    return pd.DataFrame(rows)
+
+
+def confirm_pending(plan: SearchPlan, trials: pd.DataFrame) -> bool:
+    """Whether confirm runs are still to finish (for the interrupted-search check)."""
+    wanted = len(confirm_configs(trials, plan)) if plan.cfg.search.confirm.enabled else 0
+    done = [e for e in plan.record.finished().values() if e.get("kind") == "confirm"]
+    return len(done) < wanted
+

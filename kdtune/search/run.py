@@ -1,0 +1,153 @@
+"""A search as named steps: preflight, teachers, the Tuner, the confirm stage, the results.
+
+:func:`run_plan` is what ``python -m kdtune.search`` and :func:`kdtune.run_search` call. Ray is
+started (or joined) once and always shut down; every node is checked before the teacher stage;
+the experiment folder is written only once the teacher stage has succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kdtune.config import ExperimentConfig
+from kdtune.record import record as R
+from kdtune.record import schema as S
+from kdtune.record.record import Record
+from kdtune.search.plan import SearchPlan
+
+log = logging.getLogger("kdtune.search")
+
+EXIT_INTERRUPTED = 130
+
+
+class DuplicateRecorder:
+    """Writes the record object of a duplicate the searcher served (picklable with it)."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        Record(self.root).mark_finished({**entry, "kind": "search"})
+
+
+@dataclass
+class Outcome:
+    """What a finished (or interrupted) run of the plan produced."""
+
+    exit_code: int
+    evaluation: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _trainable(cfg: ExperimentConfig, prep: Any, fn: Any) -> Any:
+    from ray import tune
+
+    s = cfg.search
+    return tune.with_resources(
+        tune.with_parameters(fn, data=prep.trial_data(cfg), threads=max(1, int(s.cpus_per_trial)),
+                             metric=s.metric, mode=s.mode),
+        {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+
+
+def _run_config(plan: SearchPlan, name: str, kind: str) -> Any:
+    from ray import tune
+
+    from kdtune.tracking import logger_callbacks
+    from kdtune.tuning import RecordCallback
+
+    s = plan.cfg.search
+    storage_path, filesystem = plan.record.store.ray_storage()
+    return tune.RunConfig(
+        name=name, storage_path=storage_path, storage_filesystem=filesystem,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=S.CKPT_SCORE,
+                                                checkpoint_score_order="max"),
+        failure_config=tune.FailureConfig(max_failures=s.max_failures),
+        callbacks=[RecordCallback(plan.record, kind), *logger_callbacks(plan, kind)])
+
+
+def _fit(plan: SearchPlan, name: str, make_tuner: Any, trainable: Any) -> Any:
+    """Restore the Ray experiment ``name`` when resuming and it exists, else start it."""
+    from ray import tune
+
+    storage_path, filesystem = plan.record.store.ray_storage()
+    path = f"{storage_path}/{name}"
+    if plan.resume and tune.Tuner.can_restore(path, storage_filesystem=filesystem):
+        log.info("resuming %s: finished trials are kept, unfinished ones continue", name)
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False, restart_errored=plan.restart_errored,
+                                   storage_filesystem=filesystem)
+    else:
+        tuner = make_tuner()
+    return tuner.fit()
+
+
+def tune_run_name(plan: SearchPlan) -> str:
+    """``tune``; growing a finished search starts ``tune_2``, ``tune_3``, ... (a Ray run cannot
+    take more samples once started); a resume continues the latest run."""
+    runs = plan.record.tune_runs()
+    if not runs:
+        return R.TUNE
+    return f"{R.TUNE}_{len(runs) + 1}" if plan.grow else runs[-1]
+
+
+def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
+    """The Tuner: TPE per arm (routed), ASHA on progress; returns (results of every run, s)."""
+    from optuna.storages import RDBStorage
+    from ray import tune
+
+    from kdtune.trainable import kd_trial
+    from kdtune.tuning import RungASHA, build_router
+
+    cfg, record = plan.cfg, plan.record
+    record.fetch_optuna()
+    previous = plan.finished() if plan.grow else {}
+    router = build_router(cfg, RDBStorage(record.optuna_url()), previous=previous)
+    router.on_duplicate = DuplicateRecorder(record.root)
+    scheduler = RungASHA(cfg.protected_anchors(), metric=cfg.search.metric, mode=cfg.search.mode,
+                         max_t=float(cfg.train.epochs), grace_period=cfg.search.grace_period,
+                         reduction_factor=cfg.search.reduction_factor)
+    trainable = _trainable(cfg, prep, kd_trial)
+    name = tune_run_name(plan)
+
+    def make() -> Any:
+        from ray.tune.search import ConcurrencyLimiter
+
+        return tune.Tuner(trainable, run_config=_run_config(plan, name, "search"),
+                          tune_config=tune.TuneConfig(
+                              search_alg=ConcurrencyLimiter(router, max_concurrent=cfg.search.max_concurrent),
+                              scheduler=scheduler, num_samples=router.remaining(), reuse_actors=True))
+
+    t0 = time.perf_counter()
+    _fit(plan, name, make, trainable)
+    seconds = time.perf_counter() - t0
+    return load_results(plan, trainable, record.tune_runs()), seconds
+
+
+def load_results(plan: SearchPlan, trainable: Any, runs: list[str]) -> list[Any]:
+    """Every trial result of the given Ray runs (a grown search has several)."""
+    from ray import tune
+
+    storage_path, filesystem = plan.record.store.ray_storage()
+    results = []
+    for run in runs:
+        path = f"{storage_path}/{run}"
+        if tune.Tuner.can_restore(path, storage_filesystem=filesystem):
+            grid = tune.Tuner.restore(path, trainable=trainable,
+                                      storage_filesystem=filesystem).get_results()
+            results += [r for r in grid]
+    return results
+
+
+def interrupted(plan: SearchPlan, wanted: int) -> bool:
+    return len(plan.finished()) < wanted
+
+
+def setup_environment() -> None:
+    # Snapshot the experiment state every 2 s (it is small) so a kill loses little.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")

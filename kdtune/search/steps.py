@@ -1,0 +1,106 @@
+"""``run_plan``: a search from its plan to its results, as short named steps."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kdtune.record import record as R
+from kdtune.search.plan import SearchPlan
+from kdtune.search.run import EXIT_INTERRUPTED, Outcome, interrupted, run_search_stage, setup_environment
+
+log = logging.getLogger("kdtune.search")
+
+
+def already_finished(plan: SearchPlan) -> bool:
+    return (plan.resume and not plan.grow and not plan.restart_errored
+            and len(plan.finished()) >= plan.cfg.search.num_samples
+            and plan.record.store.is_file(R.SUMMARY))
+
+
+def prepare_stages(plan: SearchPlan) -> Any:
+    """Nodes checked, then data, tokens, teachers and the student init (the record is written
+    only once these succeed)."""
+    import torch
+
+    from kdtune.cluster import preflight, teacher_builder
+    from kdtune.devices import best_device
+    from kdtune.pipeline import prepare
+
+    if plan.overwrite:
+        plan.record.store.delete("")
+    preflight(plan.cfg, plan.record)
+    builder = teacher_builder(torch.cuda.is_available())
+    device = torch.device("cuda") if builder is not None else best_device()
+    prep = prepare(plan.cfg, device=device, builder=builder)
+    if not plan.resume or plan.grow:
+        plan.record.create(plan.cfg)  # a grown search records its new num_samples
+    return prep
+
+
+def _info(plan: SearchPlan, prep: Any) -> dict[str, Any]:
+    info = {**(plan.record.read_json(R.RUN_INFO) or {}), **prep.info(),
+            "arms": {a.name: a.num_samples for a in plan.cfg.arms()},
+            "baseline": plan.cfg.baseline_mode}
+    plan.record.write_json(R.RUN_INFO, info)
+    return info
+
+
+def _search_and_confirm(plan: SearchPlan, prep: Any, info: dict[str, Any]) -> Outcome:
+    from kdtune.evaluate import prune_checkpoints
+    from kdtune.search.confirm import confirm_pending, confirm_table, run_confirm_stage
+    from kdtune.search.results import tables, write_results
+
+    results, info["search_seconds"] = run_search_stage(plan, prep)
+    if interrupted(plan, plan.cfg.search.num_samples):
+        return Outcome(EXIT_INTERRUPTED, info=info)
+    trials, _ = tables(plan, results)
+    confirm_results, info["confirm_seconds"] = run_confirm_stage(plan, prep, trials)
+    if confirm_pending(plan, trials):
+        return Outcome(EXIT_INTERRUPTED, info=info)
+    teacher_s = (prep.teacher.metrics.get("seconds") or 0.0) if not prep.teacher.cache_hit else 0.0
+    info["confirm_ratio"] = ((info["confirm_seconds"] + teacher_s * (len(
+        plan.cfg.teacher.learning_rates) > 1)) / info["search_seconds"]
+                             if info["search_seconds"] else None)
+    info["total_seconds"] = time.perf_counter() - info["started"]
+    evaluation = write_results(plan, prep, results, confirm_table(confirm_results, plan), info)
+    prune_checkpoints(confirm_results)
+    return Outcome(0 if evaluation["picks"].get("best") else 1, evaluation, info)
+
+
+def run_plan(plan: SearchPlan) -> Outcome:
+    """Run (or resume, or grow) the search of ``plan``; bad input raises ConfigError early."""
+    from kdtune.cluster import ray_session
+
+    setup_environment()
+    if already_finished(plan):
+        print(f"{plan.record.root}: all {plan.cfg.search.num_samples} trials had finished; nothing "
+              "to resume (--restart-errored runs errored trials again; --num-samples N grows it)")
+        return Outcome(0, plan.record.read_json(R.EVALUATION))
+    t0 = time.perf_counter()
+    existed = not plan.record.is_empty()
+    try:
+        with ray_session(plan.address):
+            prep = prepare_stages(plan)
+            info = {**_info(plan, prep), "started": t0}
+            outcome = _search_and_confirm(plan, prep, info)
+    finally:
+        if not existed and not plan.record.store.remote and not plan.record.exists():
+            plan.record.store.delete("")  # a failed start leaves no empty experiment behind
+    outcome.info["total_seconds"] = time.perf_counter() - t0
+    outcome.info.pop("started", None)
+    plan.record.write_json(R.RUN_INFO, outcome.info)
+    if outcome.exit_code != EXIT_INTERRUPTED and plan.report:
+        render_report(plan)
+    return outcome
+
+
+def render_report(plan: SearchPlan) -> None:
+    try:
+        from kdtune import report
+
+        print(f"report: {report.render(plan.record.root)}")
+    except Exception:  # noqa: BLE001 - the results files are written; keep them visible
+        log.exception("could not render the report; run python -m kdtune.report %s",
+                      plan.record.root)

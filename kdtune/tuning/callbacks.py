@@ -1,0 +1,39 @@
+"""The Ray Tune callback that keeps the experiment record as trials end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune import Callback
+
+from kdtune.record import schema as S
+from kdtune.record.record import Record
+from kdtune.record.trials import sampled
+
+
+class RecordCallback(Callback):
+    """One finished-trial object per trial that ends (a whole-object write: safe on S3, and it
+    survives a kill of the driver), then the Optuna study copied beside URI results.
+
+    The report reads these objects for partial searches; resume uses them to show that no
+    finished trial is run again.
+    """
+
+    def __init__(self, record: Record, kind: str = "search"):
+        self.record, self.kind = record, kind
+
+    def _write(self, trial: Any, ray_status: str) -> None:
+        result = trial.last_result or {}
+        config = dict(trial.config or {})
+        self.record.mark_finished({
+            S.TRIAL_ID: trial.trial_id, "kind": self.kind, "ray_status": ray_status,
+            S.ARM: config.get(S.ARM, "kd"), "hparams": sampled(config),
+            S.PROGRESS: result.get(S.PROGRESS), "diverged": bool(result.get("diverged")),
+            **{q: result.get(q) for q in S.QUALITY}})
+        self.record.sync_optuna()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trial, "terminated")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trial, "error")

@@ -1,0 +1,210 @@
+"""TPE per arm, routed by one searcher, with ASHA's decisions told to Optuna.
+
+* :class:`ArmSearcher` is Ray's ``OptunaSearch`` telling the study what really happened to a
+  trial through its public API: a trial ASHA stopped early (or that diverged) is PRUNED, not
+  COMPLETE with a one-rung score; an errored one is FAIL; a completed one is told its *best*
+  full-validation score (the value kdtune ranks and exports by), not its last.
+* :class:`ArmRouter` is the one searcher the Tuner sees. Each arm (the KD arm, and the tuned
+  CE-only baseline) has its own ``ArmSearcher`` and TPE study; the router hands out trials so
+  that each arm's share of ``num_samples`` is filled evenly, anchors first. A config that has
+  already run or is running (compared on effective hparams: at alpha = 1 the temperature is
+  ignored) is not trained again: its study is told the known result, the record notes the
+  duplicate, and it uses up one of ``num_samples``.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+from optuna.samplers import TPESampler
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from kdtune.config import ExperimentConfig, same_value
+from kdtune.params import effective
+from kdtune.record import schema as S
+from kdtune.tuning.space import arm_space
+
+log = logging.getLogger(__name__)
+
+#: Consecutive duplicate proposals after which the space is taken to be exhausted.
+MAX_DUPLICATES_IN_A_ROW = 25
+
+
+def startup_trials(n: int) -> int:
+    """TPE's random start: a third of the arm's trials, between 2 and 10."""
+    return max(2, min(10, n // 3))
+
+
+class ArmSearcher(OptunaSearch):
+    """OptunaSearch that records ASHA-stopped and diverged trials as PRUNED, errors as FAIL."""
+
+    def __init__(self, *args: Any, max_progress: float, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_progress = max_progress
+        self._best: dict[str, float] = {}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        super().on_trial_result(trial_id, result)
+        if isinstance(self.metric, list) or result.get("diverged"):
+            return
+        if not result.get(S.FULL_VAL, True) or result.get(self.metric) is None:
+            return
+        value, sign = result[self.metric], (1 if self.mode == "max" else -1)
+        if trial_id not in self._best or sign * value > sign * self._best[trial_id]:
+            self._best[trial_id] = value
+
+    def outcome(self, trial_id: str, result: dict | None, error: bool) -> tuple[str, dict | None]:
+        """("fail" | "pruned" | "complete", the result Optuna is told)."""
+        if error:
+            return "fail", None
+        result = result or {}
+        stopped = result.get(S.PROGRESS, 0.0) < self.max_progress - 1e-6
+        if stopped or result.get("diverged"):
+            return "pruned", None
+        if trial_id in self._best:
+            result = {**result, self.metric: self._best[trial_id]}
+        return "complete", result
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        kind, told = self.outcome(trial_id, result, error)
+        self.tell(trial_id, kind, told)
+
+    def tell(self, key: str, kind: str, result: dict | None) -> None:
+        # OptunaSearch tells FAIL for (no value, error) and PRUNED for (no value, no error).
+        super().on_trial_complete(key, result=result if kind == "complete" else None,
+                                  error=kind == "fail")
+
+
+class ArmRouter(Searcher):
+    """One searcher over several arms, each with its own :class:`ArmSearcher` and quota."""
+
+    def __init__(self, arms: dict[str, ArmSearcher], quotas: dict[str, int],
+                 pinned: dict[str, dict[str, Any]], metric: Any, mode: Any, num_samples: int):
+        super().__init__(metric=metric, mode=mode)
+        self.arms, self.quotas, self.pinned = arms, quotas, pinned
+        self.num_samples = num_samples
+        self.issued = dict.fromkeys(arms, 0)  # trials and served duplicates per arm
+        self.keys: dict[str, tuple[str, str]] = {}  # Ray trial id -> (arm, searcher key)
+        self.known: list[tuple[str, dict[str, Any], str]] = []  # (arm, effective hparams, trial)
+        self.outcomes: dict[str, tuple[str, dict | None]] = {}  # finished trial -> outcome
+        self.pending: dict[str, list[tuple[str, str]]] = {}  # running trial -> duplicates
+        self.duplicates: list[dict[str, Any]] = []
+        self.counter = 0
+        self.on_duplicate: Callable[[dict[str, Any]], None] | None = None
+
+    def remaining(self) -> int:
+        """Trials this router can still hand out (Ray's num_samples for its run)."""
+        return max(0, self.num_samples - sum(self.issued.values()))
+
+    def seed_history(self, previous: dict[str, dict[str, Any]]) -> None:
+        """Trials of earlier runs of this search (growing it): counted in each arm's quota and
+        known for duplicate detection; their studies already hold them."""
+        for trial_id, entry in previous.items():
+            arm = entry.get(S.ARM, "kd")
+            if arm in self.issued:
+                self.issued[arm] += 1
+                if entry.get(S.STATUS) != S.DUPLICATE:
+                    self.known.append((arm, effective(entry.get("hparams") or {}), trial_id))
+
+    def _next_arm(self) -> str | None:
+        open_arms = [a for a in self.arms if self.issued[a] < self.quotas[a]]
+        return min(open_arms, key=lambda a: self.issued[a] / self.quotas[a]) if open_arms else None
+
+    def _find_duplicate(self, arm: str, hparams: dict[str, Any]) -> str | None:
+        mine = effective(hparams)
+        for other_arm, values, trial_id in self.known:
+            if other_arm == arm and values.keys() == mine.keys() and all(
+                    same_value(values[k], mine[k]) for k in mine):
+                return trial_id
+        return None
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        for _ in range(MAX_DUPLICATES_IN_A_ROW):
+            arm = self._next_arm()
+            if arm is None or sum(self.issued.values()) >= self.num_samples:
+                return Searcher.FINISHED
+            key = f"{arm}-{self.counter}"
+            self.counter += 1
+            proposal = self.arms[arm].suggest(key)
+            if proposal is None or proposal == Searcher.FINISHED:
+                return proposal
+            hparams = {**proposal, **self.pinned[arm]}
+            self.issued[arm] += 1
+            original = self._find_duplicate(arm, hparams)
+            if original is None:
+                self.keys[trial_id] = (arm, key)
+                self.known.append((arm, effective(hparams), trial_id))
+                return {S.ARM: arm, **hparams}
+            self._serve_duplicate(arm, key, hparams, original)
+        log.warning("the searcher proposed %d duplicates in a row: the space looks exhausted",
+                    MAX_DUPLICATES_IN_A_ROW)
+        return Searcher.FINISHED
+
+    def _serve_duplicate(self, arm: str, key: str, hparams: dict[str, Any], original: str) -> None:
+        entry = {S.TRIAL_ID: f"dup-{key}", S.ARM: arm, S.STATUS: S.DUPLICATE,
+                 S.DUPLICATE_OF: original, "hparams": hparams}
+        log.info("trial %s would repeat %s (%s): its known result is used instead", entry[S.TRIAL_ID],
+                 original, hparams)
+        self.duplicates.append(entry)
+        if self.on_duplicate is not None:
+            self.on_duplicate(entry)
+        if original in self.outcomes:
+            self.arms[arm].tell(key, *self.outcomes[original])
+        else:
+            self.pending.setdefault(original, []).append((arm, key))
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self.keys:
+            arm, key = self.keys[trial_id]
+            self.arms[arm].on_trial_result(key, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        if trial_id not in self.keys:
+            return
+        arm, key = self.keys[trial_id]
+        outcome = self.arms[arm].outcome(key, result, error)
+        self.arms[arm].tell(key, *outcome)
+        self.outcomes[trial_id] = outcome
+        for dup_arm, dup_key in self.pending.pop(trial_id, []):
+            self.arms[dup_arm].tell(dup_key, *outcome)
+
+    def save(self, checkpoint_path: str) -> None:
+        state = {k: v for k, v in self.__dict__.items() if k != "on_duplicate"}
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(state, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+        self.on_duplicate = None
+
+
+def build_router(cfg: ExperimentConfig, storage: Any,
+                 previous: dict[str, dict[str, Any]] | None = None) -> ArmRouter:
+    """The searcher of a search: one TPE study per arm in ``storage`` (SQLite).
+
+    ``previous`` (growing a finished search) are the trials already run: the studies hold them,
+    the anchors are not enqueued again, and each arm keeps its share of the new total.
+    """
+    s = cfg.search
+    metric = s.objectives or s.metric
+    mode = s.modes if s.objectives else s.mode
+    arms, quotas, pinned = {}, {}, {}
+    for i, arm in enumerate(cfg.arms()):
+        sampler = TPESampler(seed=s.seed + i, n_startup_trials=startup_trials(arm.num_samples))
+        name = cfg.name if arm.name == "kd" else f"{cfg.name}-{arm.name}"
+        arms[arm.name] = ArmSearcher(
+            space=arm_space(arm.space), metric=metric, mode=mode, sampler=sampler,
+            points_to_evaluate=None if previous else list(arm.points) or None, storage=storage,
+            study_name=name,
+            max_progress=float(cfg.train.epochs))
+        quotas[arm.name], pinned[arm.name] = arm.num_samples, dict(arm.pinned)
+    router = ArmRouter(arms, quotas, pinned, metric, mode, s.num_samples)
+    router.seed_history(previous or {})
+    return router

@@ -1,0 +1,276 @@
+"""kdtune.retrain.stats against hand-computed values (each computation is written beside its check).
+
+Closed forms of the Student t CDF used below (x = t / sqrt(df + t^2)):
+  df = 2: F(t) = 1/2 + t / (2 sqrt(2 + t^2))
+  df = 4: F(t) = 1/2 + (3/8) * t / sqrt(1 + t^2/4) * (1 - t^2 / (12 (1 + t^2/4)))
+Table quantiles: t_{0.975,2} = 4.302653, t_{0.975,4} = 2.776445, t_{0.8,4} = 0.940965,
+z_{0.975} = 1.959964, z_{0.8} = 0.841621.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from kdtune.retrain.stats import (
+    example_level_tests,
+    majority_vote,
+    minimum_detectable_effect,
+    seed_level_tests,
+    verdict_statement,
+)
+
+KEYS = {"kind", "text", "mean_difference", "ci_low", "ci_high", "pvalue", "n", "mde", "sd_difference",
+        "alpha", "power"}
+
+
+def _t4_two_sided_p(t: float) -> float:
+    """Two-sided p of a t statistic with df = 4 from the closed-form CDF above."""
+    a = 1 + t * t / 4
+    cdf = 0.5 + 0.375 * t / math.sqrt(a) * (1 - t * t / (12 * a))
+    return 2 * (1 - cdf)
+
+
+# ---------------------------------------------------------------- seed-level tests
+
+
+def test_paired_t_test_hand_computed():
+    # differences [1, 2, 3]: mean 2, sd sqrt(((-1)^2 + 0 + 1^2) / 2) = 1, se = 1/sqrt(3) = 0.577350
+    # t = 2 / 0.577350 = 3.464102, df = 2
+    # df = 2: two-sided p = 1 - t / sqrt(2 + t^2) = 1 - 3.464102 / sqrt(14) = 1 - 0.925820 = 0.074180
+    # t_{0.975,2}: t / sqrt(2 + t^2) = 0.95 -> t^2 = 0.9025 * 2 / 0.0975 = 18.512821 -> t = 4.302653
+    # CI = 2 -/+ 4.302653 * 0.577350 = 2 -/+ 2.484138 = [-0.484138, 4.484138]
+    out = seed_level_tests([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    assert out["n"] == 3
+    assert out["differences"] == [1.0, 2.0, 3.0]
+    assert out["mean_difference"] == pytest.approx(2.0)
+    assert out["std_difference"] == pytest.approx(1.0)
+    t = out["t_test"]
+    assert t["statistic"] == pytest.approx(3.464102, abs=1e-6)
+    assert t["df"] == 2
+    assert t["pvalue"] == pytest.approx(0.074180, abs=1e-6)
+    assert t["ci_low"] == pytest.approx(-0.484138, abs=1e-6)
+    assert t["ci_high"] == pytest.approx(4.484138, abs=1e-6)
+    # Wilcoxon, exact: all 3 differences positive, the most extreme of 2^3 = 8 equally likely sign
+    # patterns, two-sided p = 2 * 1/8 = 0.25
+    assert out["wilcoxon"]["pvalue"] == pytest.approx(0.25)
+
+
+def test_seed_level_tests_one_seed():
+    # one difference: no SD, no test
+    out = seed_level_tests([0.8], [0.79])
+    assert out["n"] == 1 and out["std_difference"] is None
+    assert out["t_test"]["pvalue"] is None and out["wilcoxon"]["pvalue"] is None
+
+
+# ---------------------------------------------------------------- example-level tests
+
+
+def test_mcnemar_exact_hand_computed():
+    # 8 examples only the student gets right, 2 only the baseline, 3 both, 1 neither (label 0 always)
+    # exact McNemar = two-sided binomial test of 2 successes in 10 at 1/2:
+    # p = 2 * (C(10,0) + C(10,1) + C(10,2)) / 2^10 = 2 * (1 + 10 + 45) / 1024 = 112 / 1024 = 0.109375
+    labels = np.zeros(14, dtype=int)
+    student = np.array([0] * 8 + [1] * 2 + [0] * 3 + [1])
+    baseline = np.array([1] * 8 + [0] * 2 + [0] * 3 + [1])
+    out = example_level_tests(labels, student, baseline, num_classes=2, n_resamples=20, seed=0)
+    m = out["mcnemar"]
+    assert (m["student_only_correct"], m["baseline_only_correct"]) == (8, 2)
+    assert (m["both_correct"], m["both_wrong"]) == (3, 1)
+    assert m["pvalue"] == pytest.approx(0.109375, abs=1e-12)
+
+
+def test_bootstrap_identical_predictions_and_seeded():
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 1])
+    preds = np.array([0, 1, 2, 1, 1, 2, 0, 0, 2, 1])
+    # identical student and baseline: every resampled difference is exactly 0 -> CI exactly [0, 0]
+    same = example_level_tests(labels, preds, preds.copy(), num_classes=3, n_resamples=200, seed=3)
+    assert same["difference"] == 0.0
+    assert (same["bootstrap"]["ci_low"], same["bootstrap"]["ci_high"]) == (0.0, 0.0)
+    assert same["mcnemar"]["pvalue"] == 1.0  # no discordant pairs
+    # the same seed draws the same resamples: the same CI twice
+    other = np.array([0, 1, 2, 0, 1, 2, 0, 1, 0, 0])
+    a = example_level_tests(labels, other, preds, num_classes=3, n_resamples=200, seed=7)
+    b = example_level_tests(labels, other, preds, num_classes=3, n_resamples=200, seed=7)
+    assert a["bootstrap"] == b["bootstrap"]
+
+
+def test_majority_vote_with_tie_broken_by_mean_probability():
+    # 2 seeds, 3 examples, 3 classes
+    # example 0: both seeds say 2 -> 2
+    # example 1: seeds say 0 and 1 (tie); mean probs [(0.5+0.05)/2, (0.1+0.5)/2, (0.4+0.45)/2]
+    #            = [0.275, 0.300, 0.425]: class 2 has the highest mean probability but no vote, so the
+    #            tie between 0 and 1 goes to 1 (0.300 > 0.275)
+    # example 2: seeds say 1 and 0 (tie); mean probs [(0.3+0.7)/2, (0.6+0.2)/2, ...] = [0.5, 0.4, 0.1]
+    #            -> 0
+    predictions = np.array([[2, 0, 1], [2, 1, 0]])
+    probs = np.array([
+        [[0.1, 0.1, 0.8], [0.5, 0.1, 0.4], [0.3, 0.6, 0.1]],
+        [[0.2, 0.1, 0.7], [0.05, 0.5, 0.45], [0.7, 0.2, 0.1]],
+    ])
+    assert majority_vote(predictions, probs).tolist() == [2, 1, 0]
+
+
+def test_majority_vote_clear_majority_beats_probability():
+    # 3 seeds: votes for example 0 are [1, 1, 0] -> 1 even though mean prob of class 0 is higher
+    # (mean probs [(0.45+0.45+0.99)/3, ...] = [0.63, 0.37])
+    predictions = np.array([[1], [1], [0]])
+    probs = np.array([[[0.45, 0.55]], [[0.45, 0.55]], [[0.99, 0.01]]])
+    assert majority_vote(predictions, probs).tolist() == [1]
+
+
+# ---------------------------------------------------------------- minimum detectable effect
+
+
+def test_mde_large_n_matches_normal_approximation():
+    # (z_{0.975} + z_{0.8}) * sd / sqrt(n) = (1.959964 + 0.841621) * 1 / sqrt(400) = 2.801585 / 20 = 0.140079
+    assert minimum_detectable_effect(1.0, 400) == pytest.approx(0.140079, rel=0.005)
+
+
+def test_mde_small_n_exact_power():
+    mde = minimum_detectable_effect(1.0, 5)
+    # independent power at the MDE: df = 4, t_crit = t_{0.975,4}, nc = mde * sqrt(5) / 1
+    t_crit = sps.t.ppf(0.975, 4)
+    nc = mde * math.sqrt(5)
+    power = sps.nct.sf(t_crit, 4, nc) + sps.nct.cdf(-t_crit, 4, nc)
+    assert power == pytest.approx(0.8, abs=1e-6)
+    # normal approximation (1.959964 + 0.841621) / sqrt(5) = 2.801585 / 2.236068 = 1.252907;
+    # approximation with t quantiles (2.776445 + 0.940965) / sqrt(5) = 3.717410 / 2.236068 = 1.662476.
+    # The exact MDE lies above both: at delta = 1.662476 the exact power is only 0.7913 (< 0.8), so the
+    # t-quantile approximation slightly UNDER-states the MDE at df = 4 (by about 1.2%).
+    nc_t = 1.662476 * math.sqrt(5)
+    at_t_approx = sps.nct.sf(t_crit, 4, nc_t) + sps.nct.cdf(-t_crit, 4, nc_t)
+    assert at_t_approx == pytest.approx(0.7913, abs=1e-4)
+    assert 1.252907 < 1.662476 < mde < 1.662476 * 1.02
+    assert mde == pytest.approx(1.681997, abs=1e-5)
+
+
+def test_mde_scales_with_sd_and_edge_cases():
+    # nc is fixed by (n, alpha, power); the MDE is nc * sd / sqrt(n): linear in sd
+    assert minimum_detectable_effect(0.02, 5) == pytest.approx(2 * minimum_detectable_effect(0.01, 5))
+    assert minimum_detectable_effect(1.0, 1) is None
+    assert minimum_detectable_effect(None, 5) is None
+    assert minimum_detectable_effect(float("nan"), 5) is None
+    assert minimum_detectable_effect(0.0, 5) == 0.0
+    # df = 1 (2 seeds): t_crit = 12.706; the solver must cope with scipy's nct lower tail there
+    assert minimum_detectable_effect(1.0, 2) > 1.0
+    with pytest.raises(ValueError):
+        minimum_detectable_effect(1.0, 5, alpha=0.05, power=0.01)
+
+
+# ---------------------------------------------------------------- verdict statement
+
+# student - baseline per seed: [0.010, 0.012, 0.006, 0.007, 0.010]; mean 0.009
+# deviations [1, 3, -3, -2, 1] * 1e-3, squares sum 24e-6, var 6e-6, sd 0.0024495,
+# se = sd / sqrt(5) = 0.0010954
+# t = 0.009 / 0.0010954 = 8.2158 (> t_{0.975,4} = 2.776445, so p < 0.05)
+# CI = 0.009 -/+ 2.776445 * 0.0010954 = 0.009 -/+ 0.0030414 = [0.005959, 0.012041] -> "[+0.60, +1.20]" points
+GAIN_STUDENT = [0.860, 0.865, 0.858, 0.862, 0.861]
+GAIN_BASELINE = [0.850, 0.853, 0.852, 0.855, 0.851]
+VOTE = {"difference": 0.0119, "bootstrap": {"ci_low": -0.0021, "ci_high": 0.0258, "confidence": 0.95},
+        "mcnemar": {"pvalue": 0.40}}
+
+
+def test_verdict_kd_better_puts_each_ci_beside_its_estimate():
+    out = verdict_statement(seed_level_tests(GAIN_STUDENT, GAIN_BASELINE), VOTE)
+    assert set(out) == KEYS
+    assert out["kind"] == "kd_better"
+    assert out["mean_difference"] == pytest.approx(0.009)
+    assert out["ci_low"] == pytest.approx(0.005959, abs=1e-6)
+    assert out["ci_high"] == pytest.approx(0.012041, abs=1e-6)
+    assert out["pvalue"] == pytest.approx(_t4_two_sided_p(8.215838), rel=1e-5)  # = 0.001196
+    assert out["sd_difference"] == pytest.approx(0.0024495, abs=1e-7)
+    text = out["text"]
+    assert text.startswith("KD beats tuned CE by +0.90 points of test macro-F1 "
+                           "(mean over 5 seeds, 95% CI [+0.60, +1.20], paired t-test p = 0.0012).")
+    # the bootstrap CI only beside the majority-vote difference, never beside the mean seed difference
+    assert ("On the seeds' majority-vote predictions the difference is +1.19 points "
+            "(paired bootstrap 95% CI [-0.21, +2.58]; exact McNemar p = 0.4).") in text
+    assert text.count("[-0.21, +2.58]") == 1
+    assert text.index("[-0.21, +2.58]") > text.index("majority-vote")
+    json.dumps(out, allow_nan=False)
+
+
+def test_verdict_kd_worse_needs_significance():
+    # the same seeds the other way round: mean -0.009, CI [-1.20, -0.60] points, the same p
+    out = verdict_statement(seed_level_tests(GAIN_BASELINE, GAIN_STUDENT), None)
+    assert out["kind"] == "kd_worse"
+    assert out["text"] == ("KD is worse than tuned CE by -0.90 points of test macro-F1 "
+                           "(mean over 5 seeds, 95% CI [-1.20, -0.60], paired t-test p = 0.0012).")
+    assert "majority-vote" not in out["text"]
+
+
+def test_verdict_non_significant_gain_reports_mde():
+    # differences [8, -2, 8, -2, 3] * 1e-3: mean 3e-3; deviations [5, -5, 5, -5, 0] * 1e-3,
+    # squares sum 100e-6, var 25e-6, sd 0.005; se = 0.005 / sqrt(5) = 0.0022361; t = 1.341641
+    # df = 4 closed form: p = 0.250815 (> 0.05)
+    # CI = 0.003 -/+ 2.776445 * 0.0022361 = 0.003 -/+ 0.0062083 = [-0.0032083, 0.0092083] -> [-0.32, +0.92]
+    # MDE = 1.681997 * 0.005 (the n = 5 factor checked by power above) = 0.0084100 -> 0.84 points
+    baseline = [0.85] * 5
+    student = [b + d for b, d in zip(baseline, [0.008, -0.002, 0.008, -0.002, 0.003], strict=True)]
+    out = verdict_statement(seed_level_tests(student, baseline), VOTE)
+    assert out["kind"] == "no_difference"
+    assert out["pvalue"] == pytest.approx(_t4_two_sided_p(1.341641), abs=1e-5)
+    assert out["mde"] == pytest.approx(0.0084100, abs=1e-6)
+    assert out["sd_difference"] == pytest.approx(0.005, abs=1e-9)
+    assert out["text"].startswith(
+        "No difference detectable at this power: the mean difference is +0.30 points of test macro-F1 "
+        "(95% CI [-0.32, +0.92], paired t-test p = 0.251); the minimum detectable effect at 5 seeds is "
+        "0.84 points (paired t-test, two-sided alpha 0.05, power 0.8, SD of the per-seed differences "
+        "0.50 points).")
+    assert "minimum detectable effect" in out["text"]
+    assert out["text"].index("[-0.21, +2.58]") > out["text"].index("majority-vote")
+
+
+def test_verdict_gain_only_from_learning_rate_is_no_difference():
+    # KD student vs a CE baseline tuned as hard (its own learning rate): same scores up to noise
+    # differences [1, -2, 1, 1, 1] * 1e-3: mean 0.4e-3; deviations [0.6, -2.4, 0.6, 0.6, 0.6] * 1e-3,
+    # squares sum 7.2e-6, var 1.8e-6, sd 1.341641e-3, se 0.6e-3, t = 0.4 / 0.6 = 0.666667
+    # df = 4 closed form: p = 0.541470; MDE = 1.681997 * 1.341641e-3 = 2.256636e-3 -> 0.23 points
+    student = [0.850, 0.848, 0.852, 0.851, 0.849]
+    baseline = [0.849, 0.850, 0.851, 0.850, 0.848]
+    out = verdict_statement(seed_level_tests(student, baseline), None)
+    assert out["kind"] == "no_difference"
+    assert out["pvalue"] == pytest.approx(_t4_two_sided_p(0.4 / 0.6), abs=1e-6)
+    assert out["pvalue"] == pytest.approx(0.541470, abs=1e-6)
+    assert out["mde"] == pytest.approx(2.256636e-3, abs=1e-8)
+    assert "the minimum detectable effect at 5 seeds is 0.23 points" in out["text"]
+
+
+def test_verdict_one_seed():
+    out = verdict_statement(seed_level_tests([0.86], [0.85]), None)
+    assert out["kind"] == "no_difference"
+    assert out["n"] == 1
+    assert out["pvalue"] is None and out["mde"] is None and out["sd_difference"] is None
+    assert out["ci_low"] is None and out["ci_high"] is None
+    assert "at least 2 seeds" in out["text"] and "unknown" in out["text"]
+    assert "+1.00 points" in out["text"]  # 0.86 - 0.85 = 0.01 -> +1.00 points
+    json.dumps(out, allow_nan=False)
+
+
+def test_verdict_kd_is_ce():
+    out = verdict_statement(seed_level_tests(GAIN_STUDENT, GAIN_BASELINE), VOTE, kd_is_ce=True)
+    assert set(out) == KEYS
+    assert out["kind"] == "kd_is_ce"
+    assert "CE-only" in out["text"] and "majority-vote" not in out["text"]
+
+
+def test_verdict_identical_scores_is_no_difference():
+    # zero differences: the t statistic is 0/0 (p NaN) -> no test, reported as None, and no difference
+    out = verdict_statement(seed_level_tests([0.8, 0.8], [0.8, 0.8]), None)
+    assert out["kind"] == "no_difference" and out["pvalue"] is None and out["mde"] == 0.0
+    json.dumps(out, allow_nan=False)
+
+
+def test_verdict_other_alpha_recomputes_the_interval():
+    # alpha 0.01: 99% CI = 0.009 -/+ t_{0.995,4} * 0.0010954 = 0.009 -/+ 4.604095 * 0.0010954
+    # = 0.009 -/+ 0.0050435 = [0.0039565, 0.0140435]
+    out = verdict_statement(seed_level_tests(GAIN_STUDENT, GAIN_BASELINE), None, alpha=0.01)
+    assert out["kind"] == "kd_better"  # p = 0.0012 < 0.01
+    assert out["ci_low"] == pytest.approx(0.0039565, abs=1e-6)
+    assert out["ci_high"] == pytest.approx(0.0140435, abs=1e-6)
+    assert "99% CI [+0.40, +1.40]" in out["text"]
