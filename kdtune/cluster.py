@@ -129,16 +129,17 @@ def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = 
     return reports
 
 
-def _remote_build(cfg, encoded, label_names, teacher):
+def _remote_build(cfg, encoded, label_names, teacher, device_type):
     import torch
 
     from kdtune.teacher import build_teacher
 
-    return build_teacher(cfg, encoded, label_names, teacher, torch.device("cuda"))
+    return build_teacher(cfg, encoded, label_names, teacher, torch.device(device_type))
 
 
-def teacher_builder(driver_has_gpu: bool) -> Any:
-    """A builder running the teacher's fine-tuning on a cluster GPU node, or None (run here)."""
+def teacher_builder(driver_has_gpu: bool, device_type: str = "cuda") -> Any:
+    """A builder running the teacher's fine-tuning as a Ray task on a GPU node (one GPU), or
+    None to run it here: the driver has a GPU, or the cluster has none."""
     import ray
 
     if driver_has_gpu or ray.cluster_resources().get("GPU", 0) < 1:
@@ -147,6 +148,6 @@ def teacher_builder(driver_has_gpu: bool) -> Any:
     log.info("the driver has no GPU and the cluster has one: the teacher stage runs on a GPU node")
 
     def build(cfg, encoded, label_names, teacher, device):
-        return ray.get(remote.remote(cfg, encoded, label_names, teacher))
+        return ray.get(remote.remote(cfg, encoded, label_names, teacher, device_type))
 
     return build

@@ -42,10 +42,17 @@ def evaluate_model(model: torch.nn.Module, encoded: dict[str, Encoded], label_na
     return out
 
 
+def _exists(checkpoint: Any) -> bool:
+    """Whether a checkpoint's folder is still there (the results stage prunes them)."""
+    from pyarrow import fs
+
+    return checkpoint.filesystem.get_file_info(checkpoint.path).type == fs.FileType.Directory
+
+
 def best_checkpoint(res: Any) -> Any:
-    """The trial's checkpoint of its best full-validation rung, or None."""
+    """The trial's checkpoint of its best full-validation rung, or None (none kept)."""
     ranked = [(c, m) for c, m in (res.best_checkpoints or [])
-              if m.get(S.CKPT_SCORE) is not None and not m.get("diverged")]
+              if m.get(S.CKPT_SCORE) is not None and not m.get("diverged") and _exists(c)]
     if not ranked:
         return None
     return max(ranked, key=lambda cm: cm[1][S.CKPT_SCORE])[0]

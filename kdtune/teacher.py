@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdtune.batches import Encoded, row_positions, batch_indices
+from kdtune.batches import Encoded, batch_indices, row_positions
 from kdtune.config import ExperimentConfig, TeacherConfig
 from kdtune.devices import autocast, best_device, inference_batch_size, precision
 from kdtune.models import ModelBlob, count_parameters, load_classifier, load_finetuned

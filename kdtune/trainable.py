@@ -75,7 +75,8 @@ def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: s
     hparams = {k: v for k, v in config.items() if k != S.ARM}
     trainer = build_trainer(hparams, data, device=device)
     sizes = size_metrics(trainer.model, data.val) if data.measure_size else {}
-    extra = {S.ARM: config.get(S.ARM, "kd"), "device": str(device), "resumed_from_step": 0, **sizes}
+    extra = {S.ARM: config.get(S.ARM, "kd"), "device": str(device), "resumed_from_step": 0,
+             "node_id": ray.get_runtime_context().get_node_id(), **sizes}
 
     def report(m: RungMetrics, trainer: Trainer) -> None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news" / "ag_news_7600.csv"
@@ -35,17 +40,62 @@ def ag_news() -> Path:
     return AG_NEWS
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, seconds: float, proc: subprocess.Popen) -> None:
+    import requests
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, f"the server behind {url} exited"
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{url} did not answer within {seconds:.0f} s")
+
+
 @pytest.fixture(scope="session")
-def smoke_search(tmp_path_factory, ag_news) -> Path:
-    """One real 6-trial smoke search (3 KD + 3 tuned CE, then 2 confirm runs), run once per test session and never modified.
+def mlflow_server(tmp_path_factory) -> str:
+    """A real MLflow tracking server (sqlite backend) on 127.0.0.1, for the whole session."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                             f"sqlite:///{folder / 'mlflow.db'}", "--default-artifact-root",
+                             str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{uri}/health", 120, proc)
+        yield uri
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def smoke_search(tmp_path_factory, ag_news, mlflow_server) -> Path:
+    """One real 6-trial smoke search (3 KD + 3 tuned CE, then 2 confirm runs), logged to MLflow
+    and TensorBoard and reported, run once per test session and never modified.
 
     Modules that write into an experiment take a copy (``copy_experiment``) instead.
     """
     from kdtune import search
+    from kdtune.config import load_config
 
     out = tmp_path_factory.mktemp("session_results")
-    rc = search.main(["--space", "search_spaces/smoke.yaml", "--name", "smoke-session",
-                      "--num-samples", "6", "--results-dir", str(out), "--no-report"])
+    raw = load_config("search_spaces/smoke.yaml").to_dict()
+    raw["search"].update(loggers=["mlflow", "tensorboard"], mlflow_tracking_uri=mlflow_server)
+    space = out / "smoke-session.yaml"
+    space.write_text(yaml.safe_dump(raw))
+    rc = search.main(["--space", str(space), "--name", "smoke-session", "--num-samples", "6",
+                      "--results-dir", str(out)])
     assert rc == 0
     return out / "smoke-session"
 

@@ -11,8 +11,8 @@ import yaml
 from kdtune import search
 from kdtune.config import ConfigError, load_config, parse_config
 from kdtune.losses import combine_teacher_logits, feature_loss
-from kdtune.record.picks import choose, pareto_mask
 from kdtune.recipe import feature_pairs
+from kdtune.record.picks import choose, pareto_mask
 
 
 def test_feature_loss_by_hand():

@@ -156,9 +156,8 @@ def test_checkpoints_carry_the_feature_projections():
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from kdtune.feature_kd import FeatureKD, RaggedStates
-
     from kdtune.batches import Encoded
+    from kdtune.feature_kd import FeatureKD, RaggedStates
 
     tok_ids = np.arange(40, dtype=np.int32) % 50 + 1
     data = Encoded(tok_ids, np.arange(0, 41, 5), np.array([0, 1] * 4), 0)

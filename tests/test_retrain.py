@@ -7,7 +7,6 @@ re-training with two seeds then serves every check on its outputs.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess

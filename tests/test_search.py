@@ -121,3 +121,29 @@ def test_resume_of_a_finished_search_changes_nothing(experiment, tmp_path, capsy
     assert (copy / "trials.csv").read_text() == before
     rc = search.main(["--resume", str(copy), "--num-samples", "3"])
     assert rc == 2 and "--num-samples" in capsys.readouterr().err
+
+
+def test_growing_a_finished_search_continues_its_studies(experiment, tmp_path):
+    """--resume EXP --num-samples N: more trials of the same TPE studies, in a new Ray run; the
+    finished trials are kept, the arms keep their shares, the confirm stage runs again."""
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / experiment.name
+    shutil.copytree(experiment, copy)
+    before = pd.read_csv(copy / "trials.csv", dtype={"trial_id": str})
+    assert search.main(["--resume", str(copy), "--num-samples", "8", "--no-report"]) == 0
+    trials = pd.read_csv(copy / "trials.csv", dtype={"trial_id": str})
+    assert len(trials) == 8 and set(before["trial_id"]) <= set(trials["trial_id"])
+    kept = trials.set_index("trial_id").loc[before["trial_id"], "best_val_macro_f1"]
+    assert kept.tolist() == pytest.approx(before["best_val_macro_f1"].tolist())
+    # 8 trials: the CE arm keeps max(3, round(0.25 * 8)) = 3, so both new trials are KD trials
+    assert trials["arm"].value_counts().to_dict() == {"kd": 5, "ce": 3}
+    assert (copy / "tune_2").is_dir() and len(list((copy / "tune_2").glob("kd_trial_*"))) == 2
+    with sqlite3.connect(copy / "optuna.db") as db:
+        counts = dict(db.execute("select s.study_name, count(*) from trials t join studies s "
+                                 "on t.study_id = s.study_id group by s.study_name"))
+    assert counts == {"smoke-session": 5, "smoke-session-ce": 3}  # the same studies, continued
+    assert "num_samples: 8" in (copy / "config.yaml").read_text()
+    confirm = pd.read_csv(copy / "confirm.csv", dtype={"trial_id": str})
+    assert len(confirm) >= 2 and not confirm.duplicated(["trial_id", "seed"]).any()

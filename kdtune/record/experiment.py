@@ -75,7 +75,9 @@ def experiment_state(record: Record, now: float | None = None) -> str:
     if record.store.is_file(R.SUMMARY) and record.store.is_file(R.EVALUATION):
         return STATE_FINISHED
     now = time.time() if now is None else now
-    newest = max([t for t in (_newest(record, d) for d in [*record.tune_runs(), ""]) if t] or [0.0])
+    folders = [*record.tune_runs(), R.TUNE_CONFIRM, R.FINISHED]  # what only a live search touches
+    newest = max([t for t in (_newest(record, d) for d in folders if record.store.exists(d)) if t]
+                 or [0.0])
     return STATE_RUNNING if now - newest < RUNNING_WINDOW_S else STATE_INTERRUPTED
 
 

@@ -90,7 +90,8 @@ def storage_error(exc: BaseException, uri: str, field: str = "--results-dir") ->
     """A filesystem exception as one line naming the storage and the likely fix."""
     text = " ".join(str(exc).split())[:300] or type(exc).__name__
     low = text.lower()
-    if "nosuchbucket" in low.replace(" ", "") or "bucket does not exist" in low:
+    if "nosuchbucket" in low.replace(" ", "") or "bucket" in low and any(
+            w in low for w in ("does not exist", "not found", "not exist")):
         hint = "the bucket does not exist; create it first"
     elif any(w in low for w in ("connect", "timed out", "timeout", "unreachable", "resolve")):
         hint = "the storage endpoint is unreachable; check the URI / AWS_ENDPOINT_URL and network"
@@ -164,6 +165,8 @@ class Store:
     def write_bytes(self, rel: str, data: bytes) -> None:
         """One whole-file write: a temporary file renamed into place, or a single put."""
         if self.remote:
+            parent = self.path(rel).rsplit("/", 1)[0]
+            self.fs.create_dir(parent, recursive=True)  # a no-op on object stores
             with self.fs.open_output_stream(self.path(rel)) as f:
                 f.write(data)
             return

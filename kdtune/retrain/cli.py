@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,9 +23,8 @@ from kdtune.errors import ConfigError
 from kdtune.formatting import pm
 from kdtune.logs import setup_logging
 from kdtune.record import record as R
-from kdtune.record.experiment import open_record
 from kdtune.record.record import Record
-from kdtune.retrain.choose import Choice, choose
+from kdtune.retrain.choose import Choice
 from kdtune.retrain.runs import REPRODUCTION_TOLERANCE, Run, metric_columns, reproduction, train_run
 from kdtune.retrain.stats import (
     example_level_tests,
@@ -221,7 +219,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Range checks argparse cannot express, as :class:`ConfigError`."""
+    """Range checks argparse cannot express, as :class:`ConfigError` naming the flag."""
     for flag, value, least in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1),
                                ("--threads", args.threads, 1), ("--bootstrap", args.bootstrap, 100)):
         if value is not None and value < least:
@@ -246,19 +244,19 @@ def print_report(report: dict[str, Any], root: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; 0, 1 when --check-reproduction fails, 2 on bad input."""
+    from kdtune.api import retrain_experiment
+
     args = parse_args(argv)
+    setup_logging(args.verbose)
     try:
         check_args(args)
-        record = open_record(Path(args.experiment) if "://" not in args.experiment else args.experiment)
-        cfg = record.config()
-        choice = choose(record, cfg, args.trial, args.baseline_trial)
-        setup_logging(args.verbose)
-        report = run_retrain(record, cfg, choice, seeds=args.seeds, epochs=args.epochs,
-                             n_resamples=args.bootstrap, check_reproduction=args.check_reproduction,
-                             threads=args.threads)
+        report = retrain_experiment(args.experiment, seeds=args.seeds, trial=args.trial,
+                                    baseline_trial=args.baseline_trial, epochs=args.epochs,
+                                    bootstrap=args.bootstrap, threads=args.threads,
+                                    check_reproduction=args.check_reproduction)
     except ConfigError as exc:
         return fail(PROG, exc)
-    print_report(report, record.root)
+    print_report(report, report["experiment"])
     rep = report["reproduction"]
     if args.check_reproduction and not rep["within_tolerance"]:
         print(f"{PROG}: error: reproduction: trial {rep['trial_id']} was not reproduced within "

@@ -25,8 +25,24 @@ log = logging.getLogger("kdtune.search")
 CONFIRM_OF = "confirm_of"
 
 
+def confirm_runs(plan: SearchPlan) -> list[str]:
+    """Ray folders of confirm stages: ``tune_confirm``, then one per grown search run."""
+    return [n for n in plan.record.store.listdir() if n == R.TUNE_CONFIRM
+            or n.startswith(f"{R.TUNE_CONFIRM}_")]
+
+
+def _done(plan: SearchPlan) -> set[tuple[str, int]]:
+    """(candidate, seed) of the confirm runs that finished (in any confirm stage)."""
+    out = set()
+    for entry in plan.record.finished().values():
+        run = (entry.get("hparams") or {}).get("run") or {}
+        if entry.get("kind") == "confirm" and run.get(CONFIRM_OF):
+            out.add((str(run[CONFIRM_OF]), int(run["seed"])))
+    return out
+
+
 def confirm_configs(trials: pd.DataFrame, plan: SearchPlan) -> list[dict[str, Any]]:
-    """One trial config per (candidate, extra seed)."""
+    """One trial config per (candidate, extra seed) that no confirm stage has run yet."""
     import json
 
     cfg = plan.cfg
@@ -37,7 +53,8 @@ def confirm_configs(trials: pd.DataFrame, plan: SearchPlan) -> list[dict[str, An
         seed = int(own.get("seed", cfg.train.seed))
         out += [{S.ARM: arm, **own, "seed": seed + i, CONFIRM_OF: tid}
                 for i in range(1, cfg.search.confirm.seeds + 1)]
-    return out
+    done = _done(plan)
+    return [c for c in out if (c[CONFIRM_OF], c["seed"]) not in done]
 
 
 def confirm_trial(config: dict[str, Any], **kwargs: Any) -> None:
@@ -54,22 +71,24 @@ def run_confirm_stage(plan: SearchPlan, prep: Any, trials: pd.DataFrame) -> tupl
     from kdtune.search.run import _fit, _run_config, _trainable, load_results
 
     cfg = plan.cfg
+    latest = plan.record.tune_runs()[-1]  # tune -> tune_confirm, tune_2 -> tune_confirm_2
+    name = R.TUNE_CONFIRM + latest[len(R.TUNE):]
+    trainable = _trainable(cfg, prep, confirm_trial)
     configs = confirm_configs(trials, plan) if cfg.search.confirm.enabled else []
-    if not configs:
-        return [], 0.0
+    if not configs:  # nothing (left) to confirm: the earlier stages' results
+        return load_results(plan, trainable, confirm_runs(plan)), 0.0
     log.info("confirm stage: %d runs (top %d completed trials per arm x %d seeds)", len(configs),
              cfg.search.confirm.top_k, cfg.search.confirm.seeds)
-    trainable = _trainable(cfg, prep, confirm_trial)
 
     def make() -> Any:
         return tune.Tuner(trainable, param_space={"run": tune.grid_search(configs)},
-                          run_config=_run_config(plan, R.TUNE_CONFIRM, "confirm"),
+                          run_config=_run_config(plan, name, "confirm"),
                           tune_config=tune.TuneConfig(max_concurrent_trials=cfg.search.max_concurrent,
                                                       reuse_actors=True))
 
     t0 = time.perf_counter()
-    _fit(plan, R.TUNE_CONFIRM, make, trainable)
-    return load_results(plan, trainable, [R.TUNE_CONFIRM]), time.perf_counter() - t0
+    _fit(plan, name, make, trainable)
+    return load_results(plan, trainable, confirm_runs(plan)), time.perf_counter() - t0
 
 
 def confirm_table(results: list[Any], plan: SearchPlan) -> pd.DataFrame | None:
@@ -93,7 +112,5 @@ def confirm_table(results: list[Any], plan: SearchPlan) -> pd.DataFrame | None:
 
 def confirm_pending(plan: SearchPlan, trials: pd.DataFrame) -> bool:
     """Whether confirm runs are still to finish (for the interrupted-search check)."""
-    wanted = len(confirm_configs(trials, plan)) if plan.cfg.search.confirm.enabled else 0
-    done = [e for e in plan.record.finished().values() if e.get("kind") == "confirm"]
-    return len(done) < wanted
+    return plan.cfg.search.confirm.enabled and bool(confirm_configs(trials, plan))
 

@@ -41,6 +41,13 @@ def experiment_root(cfg: ExperimentConfig) -> str:
     return f"{base}/{cfg.name}" if is_uri(base) else str(Path(base) / cfg.name)
 
 
+def _checked(plan: SearchPlan) -> SearchPlan:
+    from kdtune.tracking import check_tracking
+
+    check_tracking(plan)
+    return plan
+
+
 def _record(root: str) -> Record:
     record = Record(root)
     if record.store.remote:
@@ -57,7 +64,7 @@ def new_plan(cfg: ExperimentConfig, *, overwrite: bool = False, dry_run: bool = 
             raise ConfigError("--name", f"experiment {record.root!r} exists; pass --resume "
                               f"{record.root} to continue it, --overwrite to replace it, or "
                               "another --name")
-    return SearchPlan(cfg, record, overwrite=overwrite and not dry_run, **kwargs)
+    return _checked(SearchPlan(cfg, record, overwrite=overwrite and not dry_run, **kwargs))
 
 
 def resume_plan(root: str, num_samples: int | None = None, **kwargs: Any) -> SearchPlan:
@@ -70,18 +77,18 @@ def resume_plan(root: str, num_samples: int | None = None, **kwargs: Any) -> Sea
     cfg = record.config()
     plan = SearchPlan(cfg, record, resume=True, **kwargs)
     if num_samples is None or num_samples == cfg.search.num_samples:
-        return plan
-    done = len(plan.finished())
-    if num_samples < max(done, cfg.search.num_samples):
-        raise ConfigError("--num-samples", f"{num_samples} is fewer than the {max(done, cfg.search.num_samples)} "
-                          "trials the search already has; give a larger total to grow it")
+        return _checked(plan)
+    have = max(len(plan.finished()), cfg.search.num_samples)
+    if num_samples < have:
+        raise ConfigError("--num-samples", f"{num_samples} is fewer than the {have} trials the "
+                          "search already has; give a larger total to grow it")
     raw = cfg.to_dict()
     raw["search"]["num_samples"] = num_samples
     import yaml
 
     plan.cfg = config_from_yaml(yaml.safe_dump(raw), f"{root}/config.yaml")
     plan.grow = True
-    return plan
+    return _checked(plan)
 
 
 def load_space(space: str, name: str | None, num_samples: int | None,

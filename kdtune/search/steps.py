@@ -93,6 +93,10 @@ def run_plan(plan: SearchPlan) -> Outcome:
     plan.record.write_json(R.RUN_INFO, outcome.info)
     if outcome.exit_code != EXIT_INTERRUPTED and plan.report:
         render_report(plan)
+    if outcome.exit_code != EXIT_INTERRUPTED and "mlflow" in plan.cfg.search.loggers:
+        from kdtune.tracking import log_parent_run
+
+        outcome.info["mlflow_parent_run"] = log_parent_run(plan)
     return outcome
 
 

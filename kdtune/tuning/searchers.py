@@ -49,7 +49,12 @@ class ArmSearcher(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         super().on_trial_result(trial_id, result)
-        if isinstance(self.metric, list) or result.get("diverged"):
+        self._track_best(trial_id, result)
+
+    def _track_best(self, trial_id: str, result: dict | None) -> None:
+        """The trial's best full-validation score so far (Ray hands a trial's final result
+        only to ``on_trial_complete``, so that one is tracked there)."""
+        if not result or isinstance(self.metric, list) or result.get("diverged"):
             return
         if not result.get(S.FULL_VAL, True) or result.get(self.metric) is None:
             return
@@ -62,6 +67,7 @@ class ArmSearcher(OptunaSearch):
         if error:
             return "fail", None
         result = result or {}
+        self._track_best(trial_id, result)
         stopped = result.get(S.PROGRESS, 0.0) < self.max_progress - 1e-6
         if stopped or result.get("diverged"):
             return "pruned", None

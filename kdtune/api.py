@@ -1,0 +1,84 @@
+"""The Python API: what the command lines do, as functions.
+
+>>> import kdtune
+>>> exp = kdtune.run_search("search_spaces/smoke.yaml", search={"num_samples": 6})
+>>> exp.picks["distilled"]["hparams"]["alpha"], exp.evaluation["models"]["distilled"]["test"]
+>>> report = kdtune.retrain_experiment(exp.root, seeds=3)
+>>> report["verdict"]["text"]
+
+``import kdtune`` loads none of this (and no torch); ``kdtune.run_search`` etc. are resolved on
+first use. Bad input raises :class:`kdtune.errors.ConfigError` (one line naming the field).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kdtune.errors import ConfigError
+
+
+def _space(space_or_path: str | Path | dict[str, Any]) -> dict[str, Any]:
+    from kdtune.config import read_yaml
+
+    if isinstance(space_or_path, dict):
+        return dict(space_or_path)
+    path = Path(space_or_path)
+    if not path.is_file():
+        raise ConfigError("space", f"file not found: {str(path)!r}")
+    raw = read_yaml(path.read_text(encoding="utf-8"), str(path))
+    if not isinstance(raw, dict):
+        raise ConfigError("(top level)", "the file must be a YAML mapping of sections")
+    return raw
+
+
+def run_search(space_or_path: str | Path | dict[str, Any], *, address: str | None = None,
+               overwrite: bool = False, report: bool = True, **overrides: Any) -> Any:
+    """Run a search; returns its :class:`~kdtune.record.Experiment`.
+
+    ``overrides`` are top-level keys (``name``, ``results_dir``, ``cache_dir``) or whole
+    sections as nested dicts merged into the space (``search={"num_samples": 6}`` keeps the
+    rest of ``search``). An interrupted search raises ``KeyboardInterrupt`` after keeping every
+    finished trial (resume it with ``python -m kdtune.search --resume <root>``).
+    """
+    from kdtune.config import merge_sections, parse_config
+    from kdtune.record import load_experiment as load
+    from kdtune.search.plan import new_plan
+    from kdtune.search.run import EXIT_INTERRUPTED
+    from kdtune.search.steps import run_plan
+
+    cfg = parse_config(merge_sections(_space(space_or_path), overrides))
+    plan = new_plan(cfg, overwrite=overwrite, address=address, report=report)
+    outcome = run_plan(plan)
+    if outcome.exit_code == EXIT_INTERRUPTED:
+        raise KeyboardInterrupt(f"search interrupted; resume it with python -m kdtune.search "
+                                f"--resume {plan.record.root}")
+    return load(plan.record.root)
+
+
+def load_experiment(path: str | Path) -> Any:
+    """An experiment (folder or storage URI) as a :class:`~kdtune.record.Experiment`."""
+    from kdtune.record import load_experiment as load
+
+    return load(path)
+
+
+def retrain_experiment(path: str | Path, *, seeds: int = 3, trial: str | None = None,
+                       baseline_trial: str | None = None, epochs: int | None = None,
+                       bootstrap: int = 1000, threads: int | None = None,
+                       check_reproduction: bool = False) -> dict[str, Any]:
+    """Re-train the recommended KD config and the tuned CE baseline over ``seeds`` seeds;
+    returns the report written to ``retrain/retrain.json`` (its ``verdict`` is the final one)."""
+    from kdtune.record import open_record
+    from kdtune.retrain.choose import choose
+    from kdtune.retrain.cli import run_retrain
+
+    for flag, value, least in (("seeds", seeds, 1), ("epochs", epochs, 1), ("threads", threads, 1),
+                               ("bootstrap", bootstrap, 100)):
+        if value is not None and value < least:
+            raise ConfigError(flag, f"must be at least {least}, got {value}")
+    record = open_record(path)
+    cfg = record.config()
+    return run_retrain(record, cfg, choose(record, cfg, trial, baseline_trial), seeds=seeds,
+                       epochs=epochs, n_resamples=bootstrap, check_reproduction=check_reproduction,
+                       threads=threads)

@@ -1,0 +1,214 @@
+"""Run where users run: a two-node Ray cluster on this machine, results on an S3 server.
+
+One module fixture starts an S3-compatible server (moto's server mode) on 127.0.0.1 and a
+two-node cluster (``ray.cluster_utils.Cluster``, 1 CPU per node, so two trials land on two
+nodes). The smoke search runs there with its results on ``s3://``, is killed after its first
+finished trial, and ``--resume s3://...`` from a fresh working directory finishes it with no
+trial lost or run twice. Bad storage and bad resources fail in one line before any training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kdtune import search
+from kdtune.config import load_config
+from kdtune.devices import trial_device
+from kdtune.errors import ConfigError
+from kdtune.record import Record, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "kdtune-test"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1 with one bucket; AWS_* set for every process started here."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    yield env
+    server.stop()
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(s3):
+    """Two Ray nodes of 1 CPU each."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c
+    ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_cluster):
+    return ray_cluster.address
+
+
+def _space(tmp_path: Path, name: str, **search_overrides) -> Path:
+    raw = load_config(ROOT / "search_spaces/smoke.yaml").to_dict()
+    raw["name"] = name
+    raw["cache_dir"] = str(ROOT / ".cache/kdtune")  # a shared cache: the teacher is reused
+    raw["data"]["path"] = str((ROOT / raw["data"]["path"]).resolve())  # absolute: any cwd
+    raw["data"].update(max_train=96, hub_fallback=False)
+    raw["data"].pop("hub", None)
+    raw["train"].update(eval_every=1.0)
+    raw["search"].update(num_samples=5, grace_period=1.0, confirm={"top_k": 0, "seeds": 0},
+                         **search_overrides)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _finished(uri: str) -> list[dict]:
+    return list(Record(uri).finished().values())
+
+
+def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path):
+    space = _space(tmp_path, "onS3")
+    uri = f"s3://{BUCKET}/runs/onS3"
+    cmd = [sys.executable, "-m", "kdtune.search", "--space", str(space), "--address", cluster,
+           "--results-dir", f"s3://{BUCKET}/runs", "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while len(_finished(uri)) < 1:
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            assert time.time() < deadline, "no trial finished in time"
+            time.sleep(1)
+        time.sleep(3)  # the experiment state is snapshotted every 2 s
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = {e["trial_id"]: e for e in _finished(uri)}
+    assert 1 <= len(before) < 5 and not Store(uri).is_file("summary.md")
+    fresh = tmp_path / "elsewhere"  # a driver on "another machine": no local copy of anything
+    fresh.mkdir()
+    os.chdir(fresh)
+    try:
+        assert search.main(["--resume", uri, "--address", cluster, "--no-report"]) == 0
+    finally:
+        os.chdir(ROOT)
+    record = Record(uri)
+    trials = record.read_csv("trials.csv")
+    after = _finished(uri)
+    ids = [e["trial_id"] for e in after]
+    assert len(trials) == 5 and len(ids) == len(set(ids)) == 5  # none lost, none run twice
+    for tid, entry in before.items():
+        row = trials[trials["trial_id"] == tid].iloc[0]
+        assert row["progress"] == pytest.approx(entry["progress"])
+    history = record.read_csv("history.csv")
+    assert history["node_id"].nunique() == 2  # trials ran on both nodes
+    assert (history["device"] == "cpu").all()  # gpus_per_trial 0: the CPU, even beside a GPU
+    assert record.store.is_file("optuna.db")  # the studies survive the driver's disk
+    assert record.store.is_file("models/distilled/model.safetensors")
+    assert json.loads(record.store.read_text("record.json"))["schema"] == 2
+
+
+@pytest.mark.parametrize("results_dir, env, message", [
+    (f"s3://no-such-bucket-{os.getpid()}/x", {}, "bucket does not exist"),
+    (f"s3://{BUCKET}/x", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "unreachable"),
+    (f"s3://{BUCKET}/x", {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
+                          "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}, "no AWS credentials"),
+    ("ftp://host/x", {}, "unknown storage scheme"),
+])
+def test_bad_storage_is_one_line_before_any_work(s3, tmp_path, results_dir, env, message):
+    space = _space(tmp_path, "bad")
+    child_env = {**os.environ}
+    for k, v in env.items():
+        if v is None:
+            child_env.pop(k, None)
+        else:
+            child_env[k] = v
+    child_env["HOME"] = str(tmp_path)  # no ~/.aws here
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "kdtune.search", "--space", str(space),
+                           "--results-dir", results_dir], cwd=ROOT, env=child_env,
+                          capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "--results-dir" in lines[0] and message in lines[0], lines[0]
+    assert time.perf_counter() - t0 < 60  # refused before Ray, the data or the teacher
+
+
+def test_preflight_checks_every_node(cluster, tmp_path):
+
+    from kdtune.cluster import preflight, ray_session, teacher_builder
+
+    cfg = load_config(_space(tmp_path, "pre"))
+    record = Record(f"s3://{BUCKET}/pre")
+    with ray_session(cluster):
+        reports = preflight(cfg, record)
+        assert len(reports) == 2 and {r["problem"] for r in reports} == {None}
+        assert not record.store.listdir(".kdtune-preflight")  # markers cleaned up
+        with pytest.raises(ConfigError) as err:  # a node where a dependency cannot be imported
+            preflight(cfg, record, modules=("torch", "kdtune_no_such_dependency"))
+        assert err.value.field.startswith("node ") and "kdtune_no_such_dependency" in str(err.value)
+        big = load_config(_space(tmp_path, "big", cpus_per_trial=4))
+        with pytest.raises(ConfigError, match="largest node has 1"):
+            preflight(big, record)
+        gpu = load_config(_space(tmp_path, "gpu", gpus_per_trial=1))
+        with pytest.raises(ConfigError, match="the cluster has no GPU"):
+            preflight(gpu, record)
+        assert teacher_builder(driver_has_gpu=False) is None  # no GPU anywhere: run it here
+
+
+def test_teacher_stage_runs_as_a_task_on_the_gpu_node(ray_cluster, tmp_path):
+    """No GPU on the driver, one in the cluster: the teacher stage is a Ray task on that node.
+
+    The node declares one logical GPU (placement only: there is no CUDA here), so the task runs
+    with the CPU as its device; it must produce the teacher the driver caches and reuses.
+    """
+    import ray
+
+    from kdtune.cluster import ray_session, teacher_builder
+    from kdtune.pipeline import prepare
+
+    node = ray_cluster.add_node(num_cpus=1, num_gpus=1)
+    ray_cluster.wait_for_nodes()
+    cfg = load_config(_space(tmp_path, "remote"), {"cache_dir": str(tmp_path / "cache"),
+                                                   "data.max_train": 48})
+    try:
+        with ray_session(ray_cluster.address):
+            assert ray.cluster_resources()["GPU"] == 1
+            assert teacher_builder(driver_has_gpu=True) is None
+            remote = prepare(cfg, builder=teacher_builder(False, device_type="cpu"))
+    finally:
+        ray_cluster.remove_node(node)
+    assert not remote.teacher.cache_hit and remote.teacher.logits["train"].shape == (48, 4)
+    local = prepare(cfg)  # the cache the driver wrote from the task's result
+    assert local.teacher.cache_hit and local.teacher.key == remote.teacher.key
+
+
+def test_a_trial_uses_what_ray_assigned():
+    assert trial_device([], cuda_available=True).type == "cpu"  # no GPU given: CPU on a GPU box
+    assert str(trial_device([3], cuda_available=True)) == "cuda:0"  # the first visible one
+    assert trial_device([0], cuda_available=False).type == "cpu"

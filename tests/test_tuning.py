@@ -1,0 +1,141 @@
+"""The searcher: arms routed by quota, anchors first, duplicates served, Optuna told the truth.
+
+These drive kdtune's searchers directly (a real Ray Tune OptunaSearch and Optuna study in
+memory, no cluster), plus one tiny real search where TPE can only repeat itself. They also pin
+the behaviour of Ray's OptunaSearch that kdtune relies on: ``on_trial_complete`` with no result
+tells PRUNED, with ``error=True`` FAIL, and a searcher survives save/restore.
+"""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from kdtune import search
+from kdtune.config import load_config
+from kdtune.tuning.searchers import ArmRouter, build_router
+
+SPACE = "search_spaces/smoke.yaml"
+
+
+STORAGES: dict[int, optuna.storages.InMemoryStorage] = {}
+
+
+def _router(lrs: list[float] | None = None, **search) -> ArmRouter:
+    overrides = {f"search.{k}": v for k, v in search.items()}
+    if lrs is not None:
+        overrides["space"] = {"learning_rate": {"type": "choice", "values": lrs}}
+    cfg = load_config(SPACE, overrides)
+    storage = optuna.storages.InMemoryStorage()
+    router = build_router(cfg, storage)
+    STORAGES[id(router)] = storage
+    return router
+
+
+def _trials(router: ArmRouter, arm: str) -> list[optuna.trial.FrozenTrial]:
+    name = "smoke" if arm == "kd" else f"smoke-{arm}"
+    return optuna.load_study(study_name=name, storage=STORAGES[id(router)]).get_trials()
+
+
+def _states(router: ArmRouter, arm: str) -> list[TrialState]:
+    return [t.state for t in _trials(router, arm)]
+
+
+def test_arms_take_turns_from_their_anchors():
+    router = _router(num_samples=6)
+    configs = [router.suggest(f"t{i}") for i in range(6)]
+    assert [c["arm"] for c in configs] == ["kd", "ce", "kd", "ce", "kd", "ce"]
+    assert configs[0] == {"arm": "kd", "alpha": 0.7, "temperature": 3.0, "learning_rate": 2e-4}
+    assert configs[1] == {"arm": "ce", "learning_rate": 2e-4, "alpha": 1.0, "beta": 0.0}
+    assert all(c["alpha"] == 1.0 and "temperature" not in c for c in configs if c["arm"] == "ce")
+    assert router.suggest("t6") == "FINISHED"  # num_samples reached
+
+
+def test_optuna_is_told_pruned_failed_and_best():
+    router = _router(num_samples=6)
+    for i in range(4):
+        router.suggest(f"t{i}")
+    full = {"progress": 1.0, "val_macro_f1": 0.8, "full_val": True, "training_iteration": 2}
+    router.on_trial_result("t0", {**full, "progress": 0.5, "val_macro_f1": 0.9, "full_val": False,
+                                  "training_iteration": 1})
+    router.on_trial_result("t0", full)  # the best full-validation score: 0.8, not the subset's
+    router.on_trial_complete("t0", {**full, "progress": 2.0, "val_macro_f1": 0.7,
+                                    "training_iteration": 3})
+    router.on_trial_complete("t2", {**full, "progress": 1.0})  # ASHA stopped it at epoch 1
+    router.on_trial_complete("t1", None, error=True)
+    kd = _trials(router, "kd")
+    assert [t.state for t in kd] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert kd[0].value == pytest.approx(0.8)  # the best, not the last (0.7)
+    assert _states(router, "ce")[0] == TrialState.FAIL
+
+
+def test_a_duplicate_is_served_from_the_known_result(tmp_path):
+    """Only three configs exist; the fourth and fifth proposals repeat one and are not run."""
+    router = _router([1e-4, 2e-4, 3e-4], num_samples=5, anchors=False)
+    served: list[dict] = []
+    router.on_duplicate = served.append
+    seen, ids = {}, []
+    for i in range(5):
+        config = router.suggest(f"t{i}")
+        if config == "FINISHED":
+            break
+        ids.append(f"t{i}")
+        lr = config["learning_rate"]
+        assert lr not in seen, "a config that ran was proposed for training again"
+        seen[lr] = f"t{i}"
+        router.on_trial_complete(f"t{i}", {"progress": 2.0, "val_macro_f1": lr * 1000,
+                                           "full_val": True, "training_iteration": 2})
+    assert len(ids) == 3 and len(served) == 2  # 3 trained + 2 duplicates = num_samples
+    assert all(d["duplicate_of"] == seen[d["hparams"]["learning_rate"]] for d in served)
+    trials = _trials(router, "kd")
+    assert len(trials) == 5 and {t.state for t in trials} == {TrialState.COMPLETE}
+    # each duplicate was told its original's value
+    by_lr = {t.params["learning_rate"]: t.value for t in trials}
+    assert by_lr == {lr: pytest.approx(lr * 1000) for lr in seen}
+    path = tmp_path / "router.pkl"
+    router.save(str(path))
+    restored = _router([1e-4, 2e-4, 3e-4], num_samples=5, anchors=False)
+    restored.restore(str(path))
+    assert restored.issued == router.issued and len(restored.known) == 3
+    assert restored.suggest("t9") == "FINISHED"
+
+
+def test_a_duplicate_of_a_running_trial_waits_for_its_result():
+    router = _router([1e-4], num_samples=4, anchors=False)
+    assert router.suggest("a")["learning_rate"] == 1e-4
+    assert router.suggest("b") == "FINISHED"  # every other proposal repeats the running trial
+    assert len(router.duplicates) == 3 and list(router.pending) == ["a"]
+    assert _states(router, "kd") == [TrialState.RUNNING] * 4
+    router.on_trial_complete("a", {"progress": 1.0, "val_macro_f1": 0.5, "full_val": True,
+                                   "training_iteration": 1})  # stopped early: all pruned
+    assert _states(router, "kd") == [TrialState.PRUNED] * 4
+
+
+def test_never_pay_twice_in_a_real_search(tmp_path):
+    raw = load_config(SPACE).to_dict()
+    raw["name"] = "dups"
+    raw["data"].update(max_train=96)
+    raw["train"].update(epochs=1, eval_every=1.0)
+    raw["search"].update(num_samples=5, grace_period=1.0, confirm={"top_k": 0, "seeds": 0})
+    raw["space"] = {"learning_rate": {"type": "choice", "values": [1.0e-4, 2.0e-4, 3.0e-4]}}
+    space = tmp_path / "dups.yaml"
+    space.write_text(yaml.safe_dump(raw))
+    assert search.main(["--space", str(space), "--results-dir", str(tmp_path), "--no-report"]) == 0
+    exp = tmp_path / "dups"
+    trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
+    trained = trials[trials["status"] != "duplicate"]
+    dups = trials[trials["status"] == "duplicate"]
+    assert len(trials) == 5 and len(trained) == 3 and len(dups) == 2
+    assert trained["learning_rate"].nunique() == 3
+    for _, d in dups.iterrows():
+        original = trained[trained["trial_id"] == d["duplicate_of"]].iloc[0]
+        assert original["learning_rate"] == d["learning_rate"]
+        assert d["best_val_macro_f1"] == pytest.approx(original["best_val_macro_f1"])
+    assert len(list((exp / "tune").glob("kd_trial_*"))) == 3  # Ray trained three
+    assert "duplicate" in (exp / "summary.md").read_text()
+    assert json.loads((exp / "run_info.json").read_text())["arms"] == {"kd": 5}
