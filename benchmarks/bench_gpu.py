@@ -254,9 +254,13 @@ class UtilSampler:
         self._cpu_last: tuple[int, int] | None = None
         self._uuid = None
         if device.type == "cuda":
-            self.source = "nvidia-smi" if shutil.which("nvidia-smi") else "torch.cuda.utilization"
             props = torch.cuda.get_device_properties(device)
             self._uuid = str(getattr(props, "uuid", "") or "")
+            self.source = "nvidia-smi" if shutil.which("nvidia-smi") else "torch.cuda.utilization"
+            if self.source == "nvidia-smi" and self.sample() is None:  # e.g. "[N/A]" under MIG
+                self.source = "torch.cuda.utilization"
+            if self.source == "torch.cuda.utilization" and self.sample() is None:
+                self.source = "none (nvidia-smi and torch.cuda.utilization gave no value)"
         else:
             self.source = "/proc/stat (CPU busy share)" if Path("/proc/stat").is_file() else "none"
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -350,7 +354,9 @@ def kdtune_style_run(student: torch.nn.Module, train: Encoded, logits: np.ndarra
             "peak_mb": meter.peak_mb()}
 
 
-def row_epoch(device: torch.device, tiny: bool, sizes: Sizes, state: dict[str, Any]) -> list[Row]:
+def row_epoch(device: torch.device, tiny: bool, sizes: Sizes, state: dict[str, Any],
+              emit: Any = None) -> list[Row]:
+    """Rows 1a and 1b; ``emit(row)`` is called as each pair finishes (to write it at once)."""
     params = TrainParams(epochs=1)
     meter = PeakMemory(device)
     rows = []
@@ -394,6 +400,8 @@ def row_epoch(device: torch.device, tiny: bool, sizes: Sizes, state: dict[str, A
                                   "kdtune_mb": median(r["peak_mb"] for r in runs["kdtune"]),
                                   "label": label}
         say(PROG, f"row {rid}: seed-style {seed_s:.2f} s, kdtune-style {kd_s:.2f} s per epoch")
+        if emit is not None:
+            emit(rows[-1])
     return rows
 
 
@@ -627,7 +635,13 @@ def main(argv: list[str] | None = None) -> int:
     state: dict[str, Any] = {}
     say(PROG, f"on {device} ({meta['machine'].get('gpu', meta['machine']['processor'])}), "
         f"{'tiny' if args.tiny else 'full'} sizes, budget {args.budget_s:.0f} s")
-    steps = [(1, lambda: row_epoch(device, args.tiny, sizes, state)),
+    def emit(row: Row) -> None:  # every finished row is written at once
+        if not any(row is r for r in rows):
+            rows.append(row)
+        meta["runtime_seconds"] = time.perf_counter() - t0
+        write_results(args.out, "bench_gpu", title, rows, meta)
+
+    steps = [(1, lambda: row_epoch(device, args.tiny, sizes, state, emit)),
              (2, lambda: row_concurrency(device, args.tiny, sizes, state, deadline)),
              (3, lambda: row_resources(device, state)),
              (4, lambda: row_cache(device, args.tiny, sizes))]
@@ -639,11 +653,12 @@ def main(argv: list[str] | None = None) -> int:
             say(PROG, f"row {number} skipped: the {args.budget_s:.0f} s budget is spent")
             continue
         started = time.perf_counter()
-        rows += fn()
+        produced = fn()
         meta["row_seconds"][str(number)] = time.perf_counter() - started
-        meta["runtime_seconds"] = time.perf_counter() - t0
-        md, _ = write_results(args.out, "bench_gpu", title, rows, meta)
-        say(PROG, f"row {number} took {meta['row_seconds'][str(number)]:.0f} s; wrote {md}")
+        for row in produced:
+            emit(row)
+        say(PROG, f"row {number} took {meta['row_seconds'][str(number)]:.0f} s; wrote "
+            f"{Path(args.out) / 'bench_gpu.md'} and .json")
     from benchmarks.common import render
 
     print("\n" + render(title, rows, meta), flush=True)

@@ -4,7 +4,7 @@
 >>> exp = kdtune.run_search("search_spaces/smoke.yaml", search={"num_samples": 6})
 >>> exp.picks["distilled"]["hparams"]["alpha"], exp.evaluation["models"]["distilled"]["test"]
 >>> report = kdtune.retrain_experiment(exp.root, seeds=3)
->>> report["verdict"]["text"]
+>>> report.verdict["text"]
 
 ``import kdtune`` loads none of this (and no torch); ``kdtune.run_search`` etc. are resolved on
 first use. Bad input raises :class:`kdtune.errors.ConfigError` (one line naming the field).
@@ -66,9 +66,10 @@ def load_experiment(path: str | Path) -> Any:
 def retrain_experiment(path: str | Path, *, seeds: int = 3, trial: str | None = None,
                        baseline_trial: str | None = None, epochs: int | None = None,
                        bootstrap: int = 1000, threads: int | None = None,
-                       check_reproduction: bool = False) -> dict[str, Any]:
+                       check_reproduction: bool = False) -> Any:
     """Re-train the recommended KD config and the tuned CE baseline over ``seeds`` seeds;
-    returns the report written to ``retrain/retrain.json`` (its ``verdict`` is the final one)."""
+    returns the :class:`~kdtune.retrain.report.RetrainReport` also written to
+    ``retrain/retrain.json`` (its ``verdict`` is the final one)."""
     from kdtune.record import open_record
     from kdtune.retrain.choose import choose
     from kdtune.retrain.cli import run_retrain

@@ -314,6 +314,14 @@ class ExperimentConfig:
         """The fixed part of every trial's hparams: the training values that are not searched."""
         return {k: v for k, v in self.train.as_hparams().items() if k not in self.searched}
 
+    def trial_base(self) -> dict[str, Any]:
+        """Every trial's starting hparams: the train section, with ``student.dropout`` as the
+        dropout unless ``train.dropout`` (or the space) sets one."""
+        base = self.train.as_hparams()
+        if base["dropout"] is None:
+            base["dropout"] = self.student.dropout
+        return base
+
     def __post_init__(self) -> None:
         check(bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name), "name",
               f"use letters, digits, '-', '_' or '.', got {self.name!r}")

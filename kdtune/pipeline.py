@@ -53,7 +53,7 @@ class Prepared:
             train=self.encoded["train"], val=self.encoded["val"],
             teacher_logits=[np.ascontiguousarray(t.logits["train"]) for t in self.teachers],
             student_init=self.student_init, label_names=self.label_names,
-            base=cfg.train.as_hparams(), slice_in_trial=self.slice_in_trial,
+            base=cfg.trial_base(), slice_in_trial=self.slice_in_trial,
             teacher_layers=self.teacher_layers, feature_targets=self.feature_targets,
             student_layers=list(cfg.student.layers) if cfg.student.model is None else None,
             online_teacher=self.online_teacher,

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from huggingface_hub import ModelCard
 
-from kdtune.config import ConfigError, load_config
+from kdtune.config import load_config
 from kdtune.export import evaluate
 from kdtune.export.cli import main
 from kdtune.modelcard import CardFacts, EvalMetric, write_card
@@ -30,14 +29,10 @@ LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 
 
 def _write_config(exp: Path) -> None:
-    text = (ROOT / "search_spaces" / "smoke.yaml").read_text(encoding="utf-8")
-    (exp / "config.yaml").write_text(text, encoding="utf-8")
-    try:
-        load_config(exp / "config.yaml")
-    except ConfigError:  # the search section is being rewritten; export reads only data and name
-        raw = yaml.safe_load(text)
-        raw.setdefault("search", {})["baseline"] = "fixed"
-        (exp / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    """The record's config and schema marker, as a search writes them."""
+    from kdtune.record import Record
+
+    Record(exp).create(load_config(ROOT / "search_spaces" / "smoke.yaml"))
 
 
 def _write_student(folder: Path) -> None:
@@ -181,8 +176,10 @@ def test_bad_input_one_line(experiment, tmp_path, capsys, monkeypatch):
     assert "no config.yaml" in _bad([str(tmp_path)], capsys)
     line = _bad([str(experiment), "--source", "retrained"], capsys)
     assert line.startswith("kdtune.export: error: --source: retrained: no model folder")
-    (tmp_path / "config.yaml").write_text("name: x\n", encoding="utf-8")
+    _write_config(tmp_path)
     assert _bad([str(tmp_path)], capsys).startswith("kdtune.export: error: --source: no exported model")
+    (tmp_path / "record.json").unlink()  # a kdtune 0.1 experiment
+    assert "older kdtune" in _bad([str(tmp_path)], capsys)
     line = _bad([str(experiment), "--threads", "0"], capsys)
     assert line == "kdtune.export: error: --threads: must be >= 1, got 0"
     monkeypatch.setitem(sys.modules, "onnxruntime", None)

@@ -145,3 +145,33 @@ def test_feature_kd_online_when_the_cache_would_be_too_large(tmp_path):
     assert len(searched) == 1 and set(searched["status"]) <= {"completed", "stopped early"}
     feat = history[history["trial_id"].isin(searched["trial_id"])]["feature_loss"]
     assert (feat > 0).all()
+
+
+def test_the_seed_reports_space_runs_tiny(tmp_path):
+    """search_spaces/seed_report.yaml with the embedded models and the shared file swapped in:
+    its recipe anchors the KD arm, its teacher learning-rate list is tried, its dropout kept."""
+    raw = yaml.safe_load(open("search_spaces/seed_report.yaml"))
+    raw["data"].update(path="../shared/data/ag_news/ag_news_7600.csv", hub=None, test_split=None,
+                       val_fraction=0.15, test_fraction=0.15, max_train=96, max_val=40,
+                       max_test=40, max_length=48)
+    raw["teacher"].update(model="embedded:all-MiniLM-L6-v2", epochs=1,
+                          learning_rate=[1.0e-4, 3.0e-4])
+    raw["student"] = {"model": None, "layers": [0, 5], "dropout": 0.2}
+    raw["train"].update(epochs=1, eval_batch_size=64)
+    raw["search"].update(num_samples=5, max_concurrent=2, cpus_per_trial=1, gpus_per_trial=0,
+                         confirm={"top_k": 1, "seeds": 1})
+    path = tmp_path / "seed_report.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert search.main(["--space", str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
+    exp = tmp_path / "seed_report"
+    trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
+    seed = trials[trials["anchor"] == "seed default"].iloc[0]
+    assert (seed["alpha"], seed["temperature"], seed["learning_rate"]) == (0.7, 3.0, 2e-5)
+    assert trials["arm"].value_counts().to_dict() == {"ce": 3, "kd": 2}
+    info = json.loads((exp / "run_info.json").read_text())
+    tried = info["teacher_learning_rate_trials"]
+    assert [t["learning_rate"] for t in tried] == [1e-4, 3e-4]
+    best = max(tried, key=lambda t: t["val_macro_f1"])
+    assert info["teacher_learning_rate"] == best["learning_rate"]  # the better one is kept
+    config = json.loads((exp / "models" / "distilled" / "config.json").read_text())
+    assert config["hidden_dropout_prob"] == 0.2

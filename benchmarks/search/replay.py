@@ -104,6 +104,7 @@ class Trial:
     best_full: float = -math.inf  # best whole-split F1 seen (epoch ends)
     best_told: float = -math.inf  # best whole-split F1 the searcher was shown
     end: int = 0  # quarters of progress when it ended
+    last_seen: float = math.nan  # the metric of its last result
     status: str = "running"  # running | completed | stopped
 
 
@@ -374,6 +375,7 @@ def simulate(table: Table, strategy: Strategy, seed: int, max_compute: float | N
         curve = table.curves[(trial.point, trial.seed)]
         i = curve.at(q)
         seen, progress = float(curve.seen[strategy.eval_every][i]), q / UNITS_PER_EPOCH
+        trial.last_seen = seen
         if curve.full_val[i]:
             trial.best_full = max(trial.best_full, float(curve.full[i]))
             if trial.best_full > incumbent[0]:
@@ -411,7 +413,8 @@ def outcome(trial: Trial) -> tuple[bool, float | None]:
     """(pruned, value) the searcher is told: kdtune's ArmSearcher.outcome."""
     if trial.status != "completed":
         return True, None
-    return False, trial.best_told if math.isfinite(trial.best_told) else None
+    # ArmSearcher tells the best full-validation value it was shown, else the last result's.
+    return False, trial.best_told if math.isfinite(trial.best_told) else trial.last_seen
 
 
 def quiet() -> None:

@@ -1,8 +1,9 @@
-"""The only module that reads the experiment folder: its model folders and its test split.
+"""What export reads of an experiment, through the record: its model folders and test split.
 
-:func:`experiment_inputs` is the one function that reads the experiment's record (today
-``config.yaml`` and the data it names); when the experiment-record API changes, only it moves.
-:func:`source_dirs` maps ``--source`` to the exported model folders of the layout.
+:func:`check_experiment` opens the record (one-line errors for a missing folder, a folder that
+is not an experiment, an older record schema); :func:`experiment_inputs` reads its config and
+the held-out test split it names; :func:`source_dirs` maps ``--source`` to the record's model
+folders (``models/distilled``, ``retrain/model``).
 """
 
 from __future__ import annotations
@@ -14,21 +15,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kdtune.errors import ConfigError, check
+from kdtune.record import record as R
 
 if TYPE_CHECKING:
     from kdtune.config import ExperimentConfig
 
 # --source name -> the save_pretrained folder inside the experiment
-SOURCES = {"distilled": Path("models") / "distilled", "retrained": Path("retrain") / "model"}
+SOURCES = {"distilled": Path(R.MODELS) / "distilled", "retrained": Path(R.RETRAIN) / "model"}
 
 
 def check_experiment(exp_dir: Path) -> None:
-    """Fail with a one-line error unless ``exp_dir`` looks like a kdtune experiment."""
-    check(exp_dir.is_dir(), "experiment", f"folder not found: {str(exp_dir)!r}; give "
-          "results/<experiment> (the folder a search wrote)")
-    check((exp_dir / "config.yaml").is_file(), "experiment",
-          f"{str(exp_dir)!r} has no config.yaml, so it is not a kdtune experiment; give "
-          "results/<experiment>")
+    """Fail with a one-line error unless ``exp_dir`` is a kdtune experiment of this schema."""
+    from kdtune.record import open_record
+
+    check(not open_record(exp_dir).store.remote, "experiment", "export works on a local "
+          "experiment folder; copy the experiment from its storage first")
 
 
 def source_dirs(exp_dir: Path, source: str) -> dict[str, Path]:
@@ -59,10 +60,10 @@ def check_labels(model_dir: Path, label_names: list[str]) -> None:
 
 def experiment_inputs(exp_dir: Path) -> tuple[ExperimentConfig, list[str], list[str], np.ndarray]:
     """``(cfg, label_names, test_texts, test_labels)`` of the experiment's held-out test split."""
-    from kdtune.config import load_config
     from kdtune.data import load_splits
+    from kdtune.record import open_record
 
-    cfg = load_config(Path(exp_dir) / "config.yaml")
+    cfg = open_record(exp_dir).config()
     splits = load_splits(cfg.data)
     test = splits.test
     return (cfg, list(splits.label_names), [str(t) for t in test["text"]],

@@ -166,7 +166,7 @@ def trial_hparams(row: pd.Series | dict[str, Any], cfg: ExperimentConfig) -> dic
     """A trials.csv row's full hparams: the fixed values with the trial's own merged over."""
     own = row.get(HPARAMS)
     values = json.loads(own) if isinstance(own, str) and own else {}
-    hparams = cfg.train.merged(values)
+    hparams = {**cfg.trial_base(), **values}
     hparams["batch_size"] = int(hparams["batch_size"])
     hparams["epochs"] = int(hparams["epochs"])
     return hparams

@@ -25,6 +25,7 @@ from kdtune.logs import setup_logging
 from kdtune.record import record as R
 from kdtune.record.record import Record
 from kdtune.retrain.choose import Choice
+from kdtune.retrain.report import RetrainReport
 from kdtune.retrain.runs import REPRODUCTION_TOLERANCE, Run, metric_columns, reproduction, train_run
 from kdtune.retrain.stats import (
     example_level_tests,
@@ -105,7 +106,7 @@ def _pick_info(pick: Any) -> dict[str, Any]:
 
 def run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, seeds: int,
                 epochs: int | None = None, n_resamples: int = 1000,
-                check_reproduction: bool = False, threads: int | None = None) -> dict[str, Any]:
+                check_reproduction: bool = False, threads: int | None = None) -> RetrainReport:
     """Re-train, evaluate, compare, export; writes ``retrain/`` and returns its report."""
     import torch
 
@@ -129,17 +130,16 @@ def run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, seeds:
     frame, summary = summarise(runs, prep.label_names)
     comparison = compare(runs, prep.encoded["test"].labels, len(prep.label_names), n_resamples,
                          seed_list[0], choice.student.is_ce)
-    report = {"experiment": record.root, "experiment_name": cfg.name,
-              "student": _pick_info(choice.student), "baseline": _pick_info(choice.baseline),
-              "config": {**choice.student.hparams, "epochs": epochs},
-              "baseline_config": {**choice.baseline.hparams, "epochs": epochs},
-              "seeds": seed_list, "epochs": epochs, "selection_metric": cfg.search.metric,
-              "threads": threads, "device": str(device), "data": _data_facts(prep),
-              "per_seed": frame.to_dict("records"), "summary": summary,
-              "runs": _runs_dict(runs), "test_labels": prep.encoded["test"].labels.tolist(),
-              "comparison": comparison, "verdict": comparison["verdict"], "reproduction": repro}
-    report["model"] = _export(record, cfg, prep, best_model, best_seed, report)
-    report["seconds"] = time.perf_counter() - t0
+    report = RetrainReport(
+        experiment=record.root, experiment_name=cfg.name, student=_pick_info(choice.student),
+        baseline=_pick_info(choice.baseline), config={**choice.student.hparams, "epochs": epochs},
+        baseline_config={**choice.baseline.hparams, "epochs": epochs}, seeds=seed_list,
+        epochs=epochs, selection_metric=cfg.search.metric, threads=threads, device=str(device),
+        data=_data_facts(prep), per_seed=frame.to_dict("records"), summary=summary,
+        runs=_runs_dict(runs), test_labels=prep.encoded["test"].labels.tolist(),
+        comparison=comparison, verdict=comparison["verdict"], reproduction=repro)
+    _export(record, cfg, prep, best_model, best_seed, report)
+    report.seconds = time.perf_counter() - t0
     _write(record, report, frame, prep.label_names)
     return report
 
@@ -176,27 +176,27 @@ def _reproduction(prep: Any, cfg: ExperimentConfig, choice: Choice, runs: dict[s
 
 
 def _export(record: Record, cfg: ExperimentConfig, prep: Any, model: Any, seed: int,
-            report: dict[str, Any]) -> dict[str, Any]:
+            report: RetrainReport) -> None:
+    """The best KD seed, saved with its tokenizer and model card into ``retrain/model/``."""
     from kdtune.evaluate import export_model
     from kdtune.latency import DEFAULT, measure_torch
     from kdtune.models import count_parameters
     from kdtune.retrain.card import card_facts
 
-    info = {"seed": seed, "params": count_parameters(model),
-            "weights_mb": sum(p.numel() * p.element_size() for p in model.state_dict().values()) / 1e6,
-            "latency": measure_torch(model.eval(), prep.encoded["test"], DEFAULT)}
-    report["model"] = info
-    info["dir"] = export_model(record, MODEL_DIR, model, prep.student_tokenizer,
-                               report["student"]["trial_id"], card_facts(report, cfg, prep))
-    return info
+    report.model = {"seed": seed, "params": count_parameters(model),
+                    "weights_mb": sum(p.numel() * p.element_size()
+                                      for p in model.state_dict().values()) / 1e6,
+                    "latency": measure_torch(model.eval(), prep.encoded["test"], DEFAULT)}
+    report.model["dir"] = export_model(record, MODEL_DIR, model, prep.student_tokenizer,
+                                       report.student["trial_id"], card_facts(report, cfg, prep))
 
 
-def _write(record: Record, report: dict[str, Any], frame: pd.DataFrame, names: list[str]) -> None:
+def _write(record: Record, report: RetrainReport, frame: pd.DataFrame, names: list[str]) -> None:
     from kdtune.retrain.summary import render_summary
 
     record.write_csv(f"{R.RETRAIN}/per_seed.csv", frame)
     record.write_text(f"{R.RETRAIN}/summary.md", render_summary(report, names))
-    record.write_json(f"{R.RETRAIN}/retrain.json", report)
+    record.write_json(f"{R.RETRAIN}/retrain.json", report.as_dict())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -226,20 +226,20 @@ def check_args(args: argparse.Namespace) -> None:
             raise ConfigError(flag, f"must be at least {least}, got {value}")
 
 
-def print_report(report: dict[str, Any], root: str) -> None:
-    summary = report["summary"]
-    print(f"re-trained trial {report['student']['trial_id']} (KD) and "
-          f"{report['baseline']['trial_id'] or 'CE at its hyperparameters'} (CE-only baseline) with "
-          f"seeds {report['seeds']} in {report['seconds']:.0f} s")
+def print_report(report: RetrainReport) -> None:
+    summary = report.summary
+    print(f"re-trained trial {report.student['trial_id']} (KD) and "
+          f"{report.baseline['trial_id'] or 'CE at its hyperparameters'} (CE-only baseline) with "
+          f"seeds {report.seeds} in {report.seconds:.0f} s")
     for model in ("student", "baseline"):
         print(f"  {model:>8}: test macro-F1 {pm(summary[model]['test_macro_f1'])}, "
               f"accuracy {pm(summary[model]['test_accuracy'])}")
-    rep = report["reproduction"]
+    rep = report.reproduction
     if rep["checked"]:
         print(f"  reproduction: val macro-F1 {rep['retrained_val_macro_f1']:.4f} vs "
               f"{rep['trial_val_macro_f1']:.4f} recorded ({100 * rep['difference']:+.2f} points)")
-    print(f"  {report['verdict']['text']}")
-    print(f"  results: {root}/{R.RETRAIN}; model: {report['model']['dir']}")
+    print(f"  {report.verdict['text']}")
+    print(f"  results: {report.experiment}/{R.RETRAIN}; model: {report.model['dir']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                                     check_reproduction=args.check_reproduction)
     except ConfigError as exc:
         return fail(PROG, exc)
-    print_report(report, report["experiment"])
-    rep = report["reproduction"]
+    print_report(report)
+    rep = report.reproduction
     if args.check_reproduction and not rep["within_tolerance"]:
         print(f"{PROG}: error: reproduction: trial {rep['trial_id']} was not reproduced within "
               f"{100 * REPRODUCTION_TOLERANCE:.1f} points ({rep['note'] or 'see retrain.json'})",

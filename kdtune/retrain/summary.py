@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kdtune.formatting import fmt_p, interval, md_table, metric_title, num, pm, points
+from kdtune.retrain.report import RetrainReport
 from kdtune.retrain.runs import metric_columns
 
 HP_KEYS = ("alpha", "temperature", "learning_rate", "weight_decay", "epochs", "batch_size")
@@ -21,14 +22,14 @@ def _model_line(label: str, pick: dict[str, Any], config: dict[str, Any]) -> str
     return f"- {label}: {trial} ({pick['source']}{anchor}): {hp}"
 
 
-def _header(report: dict[str, Any]) -> list[str]:
-    data = report["data"]
-    return [f"# kdtune retrain of `{report['experiment_name']}`", "",
-            _model_line("KD student", report["student"], report["config"]),
-            _model_line("CE-only baseline", report["baseline"], report["baseline_config"]),
-            f"- seeds: {', '.join(map(str, report['seeds']))} (the same for both); each run keeps "
-            f"its best full-validation evaluation by {report['selection_metric']}; torch threads "
-            f"{report['threads']}, device {report['device']}",
+def _header(report: RetrainReport) -> list[str]:
+    data = report.data
+    return [f"# kdtune retrain of `{report.experiment_name}`", "",
+            _model_line("KD student", report.student, report.config),
+            _model_line("CE-only baseline", report.baseline, report.baseline_config),
+            f"- seeds: {', '.join(map(str, report.seeds))} (the same for both); each run keeps "
+            f"its best full-validation evaluation by {report.selection_metric}; torch threads "
+            f"{report.threads}, device {report.device}",
             f"- data: `{data['source']}`: {data['rows']['train']} train / {data['rows']['val']} "
             f"validation / {data['rows']['test']} held-out test rows (the search never saw test)", ""]
 
@@ -68,21 +69,21 @@ def _reproduction(rep: dict[str, Any]) -> list[str]:
             f"{100 * rep['tolerance']:.1f}): {verdict}.", ""]
 
 
-def render_summary(report: dict[str, Any], label_names: list[str]) -> str:
-    s = report["summary"]
+def render_summary(report: RetrainReport, label_names: list[str]) -> str:
+    s = report.summary
     means = [[metric_title(c), pm(s["student"][c]), pm(s["baseline"][c]), pm(s["difference"][c])]
              for c in metric_columns(label_names)]
     per_seed = [[r["model"], r["seed"], num(r["best_progress"]), r["val_macro_f1"],
                  r["val_accuracy"], r["test_macro_f1"], r["test_accuracy"]]
-                for r in report["per_seed"]]
-    mdl = report["model"]
-    lines = [*_header(report), "## Verdict", "", report["verdict"]["text"], "",
+                for r in report.per_seed]
+    mdl = report.model
+    lines = [*_header(report), "## Verdict", "", report.verdict["text"], "",
              "## Mean ± std over seeds (sample std, ddof = 1)", "",
              md_table(["metric", "KD student", "CE-only baseline", "difference (paired)"], means), "",
              "## Per seed", "",
              md_table(["model", "seed", "best at epoch", "val macro-F1", "val accuracy",
                        "test macro-F1", "test accuracy"], per_seed), "",
-             *_tests_table(report["comparison"]), *_reproduction(report["reproduction"]),
+             *_tests_table(report.comparison), *_reproduction(report.reproduction),
              "## Exported model", "",
              f"Seed {mdl['seed']} (best validation macro-F1 of the KD student seeds) in "
              f"`{mdl['dir']}`: {mdl['params']:,} parameters, {mdl['weights_mb']:.1f} MB, "

@@ -206,9 +206,9 @@ def build_router(cfg: ExperimentConfig, storage: Any,
         sampler = TPESampler(seed=s.seed + i, n_startup_trials=startup_trials(arm.num_samples))
         name = cfg.name if arm.name == "kd" else f"{cfg.name}-{arm.name}"
         arms[arm.name] = ArmSearcher(
-            space=arm_space(arm.space), metric=metric, mode=mode, sampler=sampler,
-            points_to_evaluate=None if previous else list(arm.points) or None, storage=storage,
-            study_name=name,
+            space=OptunaSearch.convert_search_space(arm_space(arm.space)), metric=metric, mode=mode,
+            sampler=sampler, points_to_evaluate=None if previous else list(arm.points) or None,
+            storage=storage, study_name=name,
             max_progress=float(cfg.train.epochs))
         quotas[arm.name], pinned[arm.name] = arm.num_samples, dict(arm.pinned)
     router = ArmRouter(arms, quotas, pinned, metric, mode, s.num_samples)
