@@ -200,30 +200,16 @@ class PeakMemory:
 
 
 def kdtune_epoch(trainer: Any, epoch: int = 1, max_steps: int | None = None) -> dict[str, Any]:
-    """One training epoch through ``kdtune.trainer.Trainer``'s own batches and step.
-
-    ``Trainer.fit`` would add the rung evaluations (scikit-learn metrics); everything else is
-    as in ``Trainer._run_epoch``: the epoch's length-grouped batches uploaded once, the step
-    (bf16 autocast on CUDA, KD loss on the cached logits, clip, AdamW, OneCycleLR) and one host
-    sync every ``nan_check_every`` steps.
+    """One training epoch through ``kdtune.trainer.Trainer.train_steps``: the epoch's
+    length-grouped batches uploaded once, the step (bf16 autocast on CUDA, KD loss on the cached
+    logits, clip, AdamW, OneCycleLR) and one host sync every ``nan_check_every`` steps; no
+    evaluation (``Trainer.fit`` would add the rung evaluations' scikit-learn metrics).
     """
-    device = trainer.device
-    sums = torch.zeros(5, device=device)
-    seen = steps = 0
-    synchronize(device)
+    synchronize(trainer.device)
     t0 = time.perf_counter()
-    for index, index_t in trainer._batches(epoch, 0):
-        if max_steps is not None and steps >= max_steps:
-            break
-        sums += trainer._step(index, index_t)
-        trainer.step += 1
-        seen, steps = seen + len(index), steps + 1
-        if trainer.step % trainer.params.nan_check_every == 0:
-            trainer._check_finite(sums, epoch)
-    trainer._check_finite(sums, epoch)
-    synchronize(device)
-    return {"seconds": time.perf_counter() - t0, "examples": seen, "steps": steps,
-            "loss": float(sums[0]) / max(seen, 1)}
+    out = trainer.train_steps(epoch, max_steps)
+    synchronize(trainer.device)
+    return {"seconds": time.perf_counter() - t0, **out}
 
 
 def make_trainer(student: torch.nn.Module, train: Encoded, logits: np.ndarray, params: TrainParams,
@@ -361,6 +347,7 @@ def row_epoch(device: torch.device, tiny: bool, sizes: Sizes, state: dict[str, A
     meter = PeakMemory(device)
     rows = []
     for rid, student_name, teacher_name, label in PAIRS:
+        label = f"{label} (tiny stand-ins)" if tiny else label
         teacher = build_model(teacher_name, tiny, seed=1).to(device).eval()
         train = synthetic_split(sizes.train_rows, vocab_of(teacher), seed=0)
         logits = cache_logits(teacher, train, params, device)  # untimed here: row 4 times caching
@@ -581,7 +568,8 @@ def row_cache(device: torch.device, tiny: bool, sizes: Sizes) -> list[Row]:
     seed_x, kd_x = seed["examples"] / seed["seconds"], len(data) / kd_s
     batch = inference_batch_size(device, params.eval_batch_size)
     row = at_least(
-        "4", "caching teacher logits: seed-style teacher forwards vs kdtune (BERT-base)", seed_x, kd_x,
+        "4", f"caching teacher logits: seed-style teacher forwards vs kdtune (BERT-base"
+        f"{', tiny stand-in' if tiny else ''})", seed_x, kd_x,
         "examples/s", 5.0,
         f"kdtune: kdtune.trainer.predict_logits over {len(data)} synthetic rows, batches of {batch} "
         f"sorted by length, {precision(device)}, upload included ({kd_s:.2f} s); seed-style: the "

@@ -128,25 +128,31 @@ def step_rows(length: int, steps: int) -> list[dict[str, Any]]:
                        ("bert-base", "inference batch (teacher logits)"),
                        ("distilbert-base", "KD train step (student, cached logits)")):
         model = _random(kind)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-
-        def train() -> None:
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            loss = kd_loss(logits, teacher_logits, labels, 0.7, 3.0).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        @torch.inference_mode()
-        def infer() -> None:
-            model.eval()(input_ids=ids, attention_mask=mask)
-
-        fn = infer if what.startswith("inference") else train
+        fn = _step_fn(model, what.startswith("inference"), (ids, mask, labels, teacher_logits))
         fn()  # warm-up
         out.append({"model": kind, "what": what, "batch": BATCH, "length": length,
                     "seconds_per_batch": timed(fn, steps),
                     "params_m": sum(p.numel() for p in model.parameters()) / 1e6})
     return out
+
+
+def _step_fn(model: torch.nn.Module, inference: bool, batch: tuple[torch.Tensor, ...]) -> Any:
+    """One timed step: an inference batch, or a KD training step with cached teacher logits."""
+    ids, mask, labels, teacher_logits = batch
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+
+    def train() -> None:
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        loss = kd_loss(logits, teacher_logits, labels, 0.7, 3.0).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    @torch.inference_mode()
+    def infer() -> None:
+        model.eval()(input_ids=ids, attention_mask=mask)
+
+    return infer if inference else train
 
 
 def project(sizes: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict[str, Any]:

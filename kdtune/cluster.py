@@ -36,10 +36,18 @@ PREFLIGHT_DIR = ".kdtune-preflight"
 
 @contextlib.contextmanager
 def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator[None]:
-    """``ray.init`` (local, or joining ``address``) and, whatever happens, ``ray.shutdown``."""
+    """``ray.init`` (local, or joining ``address``) and, whatever happens, ``ray.shutdown``.
+
+    Without ``address``, a Ray the caller already started (a notebook, a test session) is
+    used as it is and left running.
+    """
     import ray
 
     import kdtune
+
+    if address is None and ray.is_initialized():
+        yield
+        return
 
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
     if address:

@@ -31,7 +31,8 @@ def logger_callbacks(plan: Any, kind: str) -> list[Any]:
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
         out.append(MLflowLoggerCallback(tracking_uri=mlflow_uri(plan), experiment_name=plan.cfg.name,
-                                        tags={"kdtune.kind": kind}, save_artifact=False))
+                                        tags={"kdtune.kind": kind, "kdtune.root": plan.record.root},
+                                        save_artifact=False))
     if "tensorboard" in loggers:
         from ray.tune.logger import TBXLoggerCallback
 
@@ -104,7 +105,9 @@ def log_parent_run(plan: Any) -> str | None:
             if record.store.is_file(name):
                 client.log_artifact(run_id, str(record.store.download(name, Path(tmp) / name)))
     for run in client.search_runs([experiment.experiment_id],
-                                  filter_string="tags.`kdtune.kind` != ''"):
+                                  filter_string=f"tags.`kdtune.root` = '{record.root}'"):
+        if run.info.run_id == run_id:
+            continue
         client.set_tag(run.info.run_id, "mlflow.parentRunId", run_id)
     client.set_terminated(run_id)
     return run_id

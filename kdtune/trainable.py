@@ -79,14 +79,17 @@ def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: s
              "node_id": ray.get_runtime_context().get_node_id(), **sizes}
 
     def report(m: RungMetrics, trainer: Trainer) -> None:
+        metrics = {**rung_report(m, data.label_names, mode, metric), **extra}
+        if not m.full_val:  # rungs inside an epoch only report: a checkpoint per epoch end
+            tune.report(metrics)  # keeps checkpoint I/O (and uploads to s3://) per epoch
+            return
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(trainer, Path(tmp))
-            tune.report({**rung_report(m, data.label_names, mode, metric), **extra},
-                        checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     trainer.callbacks.append(report)
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:  # a resumed search: continue after the last reported rung
+    if checkpoint is not None:  # a resumed search: continue after the last checkpointed epoch
         with checkpoint.as_directory() as folder:
             restore_checkpoint(trainer, Path(folder))
         extra["resumed_from_step"] = trainer.step

@@ -286,6 +286,20 @@ class Trainer:
             tick = time.perf_counter()
         return True
 
+    def train_steps(self, epoch: int = 1, max_steps: int | None = None) -> dict[str, float]:
+        """Train ``max_steps`` batches of ``epoch`` (all by default) without evaluating: the
+        training cost alone, as the benchmarks time it. Returns examples, steps and mean loss."""
+        sums, seen, steps = torch.zeros(5, device=self.device), 0, 0
+        for index, index_t in self._batches(epoch, 0):
+            if max_steps is not None and steps >= max_steps:
+                break
+            sums += self._step(index, index_t)
+            self.step, seen, steps = self.step + 1, seen + len(index), steps + 1
+            if self.step % self.params.nan_check_every == 0:
+                self._check_finite(sums, epoch)
+        self._check_finite(sums, epoch)
+        return {"examples": seen, "steps": steps, "loss": float(sums[0]) / max(seen, 1)}
+
     def _log(self, m: RungMetrics) -> None:
         log.info("%s progress %.2f: loss %.4f (ce %.4f, kd %.4f) train acc %.4f, val acc %.4f, "
                  "val macro-F1 %.4f (%s, %d rows), %.0f ex/s", self.progress_desc, m.progress,

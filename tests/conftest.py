@@ -27,6 +27,25 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
+def start_local_ray() -> None:
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_ray():
+    """One local Ray for every in-process search of the session: a search uses a Ray that is
+    already running (and leaves it running), so each does not pay Ray's start-up."""
+    import ray
+
+    start_local_ray()
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(autouse=True)
 def _run_from_root(monkeypatch):
     # Search spaces name ../shared relative to the project root, as the README's commands do.

@@ -121,7 +121,7 @@ def test_asha_stops_trials_as_the_rule_says():
       rung 1: median(0.5, 0.7) = 0.6 > 0.45 -> stopped at 1 epoch.
     * D (0.4 flat): rung 0.5: median(0.5, 0.7, 0.6) = 0.6 > 0.4 -> stopped at 0.5.
     """
-    curves = {(0.1, 1.0, 1e-4): lambda p: 0.5, (0.2, 1.0, 1e-4): lambda p: 0.7,
+    curves = {(0.1, 1.0, 1e-4): lambda p: 0.5 if p < 3 else 0.55, (0.2, 1.0, 1e-4): lambda p: 0.7,
               (0.3, 1.0, 1e-4): lambda p: 0.6 if p < 1 else 0.45, (0.4, 1.0, 1e-4): lambda p: 0.4}
     rows = []
     for point, f in curves.items():
@@ -137,10 +137,17 @@ def test_asha_stops_trials_as_the_rule_says():
         ("completed", 3.0), ("completed", 3.0), ("stopped", 1.0), ("stopped", 0.5)]
     assert [(tid, p) for tid, p in asha.stops] == [(2, 1.0), (3, 0.5)]
     assert run.compute == 7.5
-    # Ray shows the searcher no result its scheduler stopped on, the one at max_t included:
-    # A is told its best over epochs 1-2 (0.5), C and D are pruned.
-    assert searcher.told == [(False, 0.5), (False, 0.7), (True, None), (True, None)]
+    # Ray reports no result its scheduler stopped on (ASHA stops at max_t too), but kdtune's
+    # ArmSearcher counts the final one in the best it tells: A is told 0.55 (its 3rd epoch);
+    # C and D are pruned. A's 3rd result was never reported as an intermediate value.
+    assert searcher.told == [(False, 0.55), (False, 0.7), (True, None), (True, None)]
+    assert [s for h, s, v in searcher.reports if h is None][:5] == [1, 2, 3, 4, 5]
+    assert len(searcher.reports) == 5 + 5 + 1 + 0  # C: its 0.5 result only; D: none
     assert run.final == (0.2, 1.0, 1e-4)
+    # Before kdtune commit 90937bb the final epoch was not told: A's best over epochs 1-2.
+    old = Fixed(table)
+    simulate(table, st.with_(tell_last=False), seed=0, scheduler=Asha(st, table), searcher=old)
+    assert old.told[0] == (False, 0.5)
 
 
 def test_quantiles_with_never():

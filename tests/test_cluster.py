@@ -57,14 +57,17 @@ def s3(tmp_path_factory):
 def ray_cluster(s3):
     """Two Ray nodes of 1 CPU each."""
     import ray
+    from conftest import start_local_ray
     from ray.cluster_utils import Cluster
 
+    ray.shutdown()  # the session's local Ray: this module's searches join the cluster instead
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     c.add_node(num_cpus=1)
     c.wait_for_nodes()
     yield c
     ray.shutdown()
     c.shutdown()
+    start_local_ray()
 
 
 @pytest.fixture(scope="module")

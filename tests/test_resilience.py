@@ -43,10 +43,10 @@ def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
                             start_new_session=True)
     deadline = time.time() + 400
     try:
-        while len(_done(exp)) < 2:
+        while len(_done(exp)) < 2 or not _checkpointed_unfinished(exp):
             assert proc.poll() is None, "the search ended before it could be killed"
             assert time.time() < deadline, "no trial finished in time"
-            time.sleep(1)
+            time.sleep(0.5)
         time.sleep(3)  # the experiment state is snapshotted every 2 s
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -105,6 +105,13 @@ def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path):
         assert not (exp / name).exists()
 
 
+def _checkpointed_unfinished(exp) -> bool:
+    """Some trial that has not finished has written a checkpoint (it is past an epoch end)."""
+    done = {d["trial_id"] for d in _done(exp)}
+    return any(not any(t in folder.name for t in done)
+               for folder in (exp / "tune").glob("kd_trial_*") if list(folder.glob("checkpoint_*")))
+
+
 def _check_optuna_states(exp, trials):
     with sqlite3.connect(exp / "optuna.db") as db:  # both studies: the KD arm and the CE arm
         states = [s for (s,) in db.execute("select state from trials")]
@@ -127,10 +134,12 @@ def test_diverged_trial_is_reported_and_search_goes_on(tmp_path):
     assert search.main(["--space", str(space), "--name", "div", "--results-dir", str(tmp_path),
                         "--no-report", "--num-samples", "4"]) == 0
     trials = pd.read_csv(tmp_path / "div" / "trials.csv", dtype={"trial_id": str})
-    diverged = trials[trials["learning_rate"] == 1.0e4]
-    assert len(diverged) and set(diverged["status"]) == {"diverged"}
+    trained = trials[trials["status"] != "duplicate"]  # two configs: the rest were duplicates
+    assert len(trained) == 2 and len(trials) == 4
+    diverged = trained[trained["learning_rate"] == 1.0e4]
+    assert len(diverged) == 1 and set(diverged["status"]) == {"diverged"}
     assert diverged["error"].str.contains("loss became").all()
-    assert set(trials[trials["learning_rate"] == 2.0e-4]["status"]) == {"completed"}
+    assert set(trained[trained["learning_rate"] == 2.0e-4]["status"]) == {"completed"}
     summary = (tmp_path / "div" / "summary.md").read_text()
     assert "diverged" in summary
 

@@ -22,7 +22,8 @@ def test_every_trial_is_an_mlflow_run_under_a_parent(smoke_search: Path, mlflow_
 
     client = MlflowClient(tracking_uri=mlflow_server)
     experiment = client.get_experiment_by_name("smoke-session")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([experiment.experiment_id],  # other tests grow copies of this search
+                              filter_string=f"tags.`kdtune.root` = '{smoke_search}'")
     parents = [r for r in runs if r.data.tags.get("kdtune.role") == "parent"]
     trials = [r for r in runs if r.data.tags.get("kdtune.kind") == "search"]
     confirm = [r for r in runs if r.data.tags.get("kdtune.kind") == "confirm"]

@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                             "Ray Tune machinery: ratios measured side by side")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="smoke.yaml's data, 1-epoch searches: checks every row (default)")
+                      help="smoke.yaml as shipped (6 trials x 2 epochs): checks every row (default)")
     size.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="the quickstart (alpha_temp.yaml): 1200/400 rows, 14-trial searches")
     p.add_argument("--device", choices=["cpu", "cuda", "mps"],

@@ -40,6 +40,29 @@ def quantiles(values: Iterable[float]) -> tuple[float, float, float]:
     return out[0], out[1], out[2]
 
 
+def bootstrap(values: list[float], stat, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of ``stat`` over ``values`` (replays resampled)."""
+    v = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    stats = np.array([stat(v[rng.integers(len(v), size=len(v))]) for _ in range(n)])
+    lo, hi = np.percentile(stats, [2.5, 97.5], method="nearest")
+    return float(lo), float(hi)
+
+
+def diff_interval(a: list[float], b: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of mean(a) - mean(b), the replays of each resampled apart."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    d = [np.nanmean(x[rng.integers(len(x), size=len(x))]) - np.nanmean(y[rng.integers(len(y), size=len(y))])
+         for _ in range(n)]
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def median_of(v: np.ndarray) -> float:
+    return quantiles(v)[1]
+
+
 @dataclass
 class Summary:
     strategy: Strategy
@@ -50,6 +73,11 @@ class Summary:
     stopped_share: float
     curve: dict[float, list[float]] = field(default_factory=dict)  # budget -> scores
 
+    def anytime(self, upto: float) -> list[float]:
+        """Per replay: the mean score over the curve's compute levels up to ``upto``."""
+        levels = [b for b in self.curve if b <= upto + 1e-9]
+        return [float(np.nanmean([self.curve[b][i] for b in levels])) for i in range(self.seeds)]
+
     @property
     def reached(self) -> float:
         return float(np.mean([math.isfinite(x) for x in self.to_target]))
@@ -58,7 +86,9 @@ class Summary:
         q1, med, q3 = quantiles(self.to_target)
         s = np.asarray(self.score_at_budget, dtype=float)
         sd = table.median_seed_sd
+        ci = bootstrap(self.to_target, median_of)
         return {"strategy": self.strategy.name, "settings": self.strategy.__dict__,
+                "to_target_median_ci": ci,
                 "replays": self.seeds, "to_target_q1": q1, "to_target_median": med,
                 "to_target_q3": q3, "reached_share": self.reached,
                 "score_mean": float(np.nanmean(s)), "score_median": float(np.nanmedian(s)),

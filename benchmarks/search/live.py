@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -56,17 +57,20 @@ def live_space(results_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def point_of(row: Any) -> tuple[float, float, float]:
+    """The grid point nearest a trials.csv row (or an Optuna params dict)."""
     return tuple(min(vals, key=lambda v: abs(v - float(row[k])))
                  for k, vals in zip(grid.PARAMS, (grid.ALPHAS, grid.TEMPERATURES, grid.LEARNING_RATES),
                                     strict=True))
 
 
-def table_best_to(table: Table, point, seed: int, progress: float) -> float:
-    """The best whole-split F1 at epoch ends up to ``progress`` of the table's run."""
+def table_best_to(table: Table, point, seed: int, progress: float, eval_every: float) -> float:
+    """kdtune's best_val_macro_f1 of the table's run stopped at ``progress``: the best
+    whole-split F1 at epoch ends, else the best value the search saw (subset rungs)."""
     c = table.curves[(point, seed)]
     q = round(progress * UNITS_PER_EPOCH)
-    vals = [f for qq, f, full in zip(c.quarters, c.full, c.full_val, strict=True) if full and qq <= q]
-    return max(vals) if vals else math.nan
+    full = [f for qq, f, e in zip(c.quarters, c.full, c.full_val, strict=True) if e and qq <= q]
+    seen = [f for qq, f in zip(c.quarters, c.seen[eval_every], strict=True) if qq <= q and not math.isnan(f)]
+    return max(full) if full else max(seen) if seen else math.nan
 
 
 def told_values(db: Path) -> dict[int, Any]:
@@ -83,48 +87,74 @@ def told_values(db: Path) -> dict[int, Any]:
     return out
 
 
+#: num_samples candidates for the live search's budget (see :func:`live_budget`).
+LIVE_CANDIDATES = range(10, 31)
+LIVE_REPLAYS = 20
+
+
+def live_strategy(n: int, settings: dict[str, Any]) -> Strategy:
+    """TPE + ASHA as the live search runs it: every trial seed 0, duplicates served (kdtune)."""
+    return Strategy("live prediction", "tpe", "asha", num_samples=n, dedup=True, fixed_seed=0,
+                    grace_period=settings["grace_period"], reduction_factor=settings["reduction_factor"],
+                    eval_every=settings["eval_every"])
+
+
+def live_budget(table: Table, settings: dict[str, Any]) -> int:
+    """The fixed budget (1/3 of the grid's trial-epochs) in trials: the largest num_samples whose
+    predicted median compute stays within it."""
+    budget = table.grid_compute / 3
+    best = min(LIVE_CANDIDATES)
+    for n in LIVE_CANDIDATES:
+        if quantiles(evaluate_trials(table, live_strategy(n, settings), range(LIVE_REPLAYS))["compute"])[1] \
+                <= budget + 1e-9:
+            best = n
+    return best
+
+
 TRIALS_COPY = "bench_search_live_trials.csv"
-INFO_COPY = "bench_search_live_run.json"
+INFO_COPY = "bench_search_live_run.jsonl"  # not *.json: git ignores those
 
 
-def run_search(results: Path) -> int:
+def run_search(table: Table, results: Path) -> int:
     """Run the live search; keep its trials.csv (metrics and hparams only), what Optuna was
     told, and the wall time under ``results``."""
-    import shutil
+    import pandas as pd
 
     settings = dict(S.RECOMMENDED)
+    settings["num_samples"] = live_budget(table, settings)
+    print(f"live search: num_samples {settings['num_samples']} (the fixed budget of "
+          f"{table.grid_compute / 3:g} trial-epochs in trials), {settings}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_search_live_") as tmp:
         tmp = Path(tmp)
         space = tmp / "space.yaml"
         space.write_text(yaml.safe_dump(live_space(tmp / "results", settings), sort_keys=False))
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "kdtune.search", "--space", str(space), "--no-report"]
-        proc = subprocess.run(cmd, cwd=ROOT)  # cwd: the data path and the teacher cache
+        # A fresh local Ray, never a cluster someone else started on this machine (ray.init
+        # with no address joins one): RAY_ADDRESS=local starts a new one.
+        env = {**os.environ, "RAY_ADDRESS": "local"}
+        proc = subprocess.run(cmd, cwd=ROOT, env=env)  # cwd: the data path and the teacher cache
         wall = time.perf_counter() - t0
         exp = tmp / "results" / NAME
         if proc.returncode != 0 or not (exp / "trials.csv").exists():
             print(f"the live search failed (exit {proc.returncode})", file=sys.stderr)
             return 1
-        shutil.copyfile(exp / "trials.csv", results / TRIALS_COPY)
+        trials = pd.read_csv(exp / "trials.csv")  # metrics and hparams; not its temporary paths
+        trials.drop(columns=[c for c in ("path",) if c in trials]).to_csv(results / TRIALS_COPY, index=False)
         told = told_values(exp / "optuna.db") if (exp / "optuna.db").exists() else {}
     (results / INFO_COPY).write_text(json.dumps({"wall_s": wall, "settings": settings,
-                                                 "optuna_told": told}, indent=1, default=str))
+                                                 "optuna_told": told}, default=str) + "\n")
     return 0
 
 
 def live(table_path: Path, results: Path, reuse: bool = False) -> int:
     """Run the live search (unless ``reuse`` and a saved one exists), then compare it with the
     table's prediction (once the table is complete)."""
+    table = Table.load(table_path)
     if not (reuse and (results / TRIALS_COPY).exists() and (results / INFO_COPY).exists()):
-        code = run_search(results)
+        code = run_search(table, results)
         if code:
             return code
-    try:
-        table = Table.load(table_path)
-    except (OSError, ValueError) as exc:
-        print(f"live search saved to {results / TRIALS_COPY}; compare it once the table is "
-              f"complete ({exc}): --live --reuse-live", file=sys.stderr)
-        return 0
     return compare(table, results)
 
 
@@ -136,19 +166,24 @@ def compare(table: Table, results: Path) -> int:
     trials = pd.read_csv(results / TRIALS_COPY)
     ran = trials[trials["status"].isin(["completed", "stopped early"])].copy()
     ran["point"] = [point_of(r) for _, r in ran.iterrows()]
-    ran["table_same_seed"] = [table_best_to(table, p, 0, pr) for p, pr in zip(ran["point"], ran["progress"],
-                                                                                  strict=True)]
+    ran["table_same_seed"] = [table_best_to(table, p, 0, pr, settings["eval_every"])
+                              for p, pr in zip(ran["point"], ran["progress"], strict=True)]
     best = ran.loc[ran["best_val_macro_f1"].idxmax()]
     compute = float(ran["progress"].sum())
     n = settings["num_samples"]
-    st = Strategy("live prediction", "tpe", "asha", num_samples=n, dedup=True, fixed_seed=0,
-                  grace_period=settings["grace_period"], reduction_factor=settings["reduction_factor"],
-                  eval_every=settings["eval_every"])
-    pred = evaluate_trials(table, st, range(20))
+    st = live_strategy(n, settings)
+    pred = evaluate_trials(table, st, range(LIVE_REPLAYS))
     same = simulate(table, st, 0)  # search.seed 0 -> TPESampler(seed=0), as the live search
     same_trials = [{"point": t.point, "status": t.status, "progress": t.end / UNITS_PER_EPOCH}
                    for t in same.trials]
     mismatch = float((ran["best_val_macro_f1"] - ran["table_same_seed"]).abs().max())
+    done = {p: b for p, st_, b in zip(ran["point"], ran["status"], ran["best_val_macro_f1"], strict=True)
+            if st_ == "completed"}
+    told_ok = [abs(float(t["value"]) - done[point_of(t["params"])]) < 1e-9
+               for t in told.values() if t["state"] == "COMPLETE" and point_of(t["params"]) in done]
+    same_set = sorted((tuple(t.point), t.status, t.end) for t in same.trials) == sorted(
+        (p, "completed" if st_ == "completed" else "stopped", round(pr * UNITS_PER_EPOCH))
+        for p, st_, pr in zip(ran["point"], ran["status"], ran["progress"], strict=True))
     info = {"wall_s": wall, "num_samples": n, "settings": settings,
             "trials": len(trials), "duplicates": int((trials["status"] == "duplicate").sum()),
             "stopped": int((trials["status"] == "stopped early").sum()),
@@ -171,7 +206,7 @@ def compare(table: Table, results: Path) -> int:
     lines = [
         "# bench_search --live: one kdtune search beside the table's prediction", "",
         f"`python -m kdtune.search` on the table's data and epochs, the grid as `choice` values, "
-        f"search.num_samples {n} (the recommended default), grace_period "
+        f"search.num_samples {n} (the fixed budget, 1/3 of the grid's compute, in trials), grace_period "
         f"{settings['grace_period']:g}, reduction_factor {settings['reduction_factor']}, "
         f"train.eval_every {settings['eval_every']:g}, max_concurrent 2, search.seed 0, "
         "baseline none and confirm off (see benchmarks/search/live.py for why). Wall time "
@@ -191,11 +226,18 @@ def compare(table: Table, results: Path) -> int:
         f"stopped early by ASHA, {info['duplicates']} duplicates served from a known result). "
         f"Every live trial's best full-validation F1 against the table's seed-0 run of the same "
         f"point up to the same progress: largest absolute difference {mismatch:.2e} "
-        "(0 means the table reproduces kdtune's trials exactly).", "",
+        "(0 means the table reproduces kdtune's trials exactly). The same-seed replay ran "
+        f"{'the same' if same_set else 'NOT the same'} trials (points, statuses, progress) as the "
+        f"live search. Optuna was told each completed trial's best full-validation F1, last epoch "
+        f"included, in {sum(told_ok)} of {len(told_ok)} COMPLETE study trials (duplicates "
+        "included), as the replay assumes.", "",
         "| live trial point | status | progress | best full-val F1 | table (seed 0) |",
         "|---|---|---|---|---|"]
     lines += [f"| {t['point']} | {t['status']} | {t['progress']:g} | {t['best']:.4f} | "
               f"{t['table_seed0']:.4f} |" for t in info["live_trials"]]
+    lines += ["", "(A trial stopped before its first epoch end has no whole-split score: its best is "
+              "the subset F1 it was stopped on, as in kdtune's trials.csv.)"]
+    info.update(same_trials_as_live=same_set, told_complete_ok=f"{sum(told_ok)}/{len(told_ok)}")
     text = "\n".join(lines) + "\n"
     print(text)
     (results / "bench_search_live.md").write_text(text)

@@ -26,9 +26,11 @@ Searchers and schedulers mirror kdtune's wiring (``kdtune.tuning``):
   logU[2e-5, 5e-4]) with each value snapped to the nearest grid value (lr in log scale).
   As Ray's OptunaSearch does, every result the scheduler lets through is ``trial.report``-ed at
   step = the trial's result count; a stopped trial is told PRUNED; a completed one is told its
-  best full-validation F1 over the results it was shown. Ray passes the result that makes the
-  scheduler say STOP (ASHA says it at ``max_t`` too) to the scheduler only, so by default TPE +
-  ASHA never sees a completed trial's last epoch (``tell_last=False``, kdtune's behaviour today).
+  best full-validation F1. Ray passes the result that makes the scheduler say STOP (ASHA says
+  it at ``max_t`` too) to the searcher's ``on_trial_result`` never, so that step is not
+  ``report``-ed; kdtune's ArmSearcher counts it in the best it tells from ``on_trial_complete``
+  (since commit 90937bb; ``tell_last=False`` replays the behaviour before it, when TPE + ASHA
+  never learnt a completed trial's last epoch).
 * Optuna-native pruning runs sequentially (one worker, Optuna's own ask / report /
   should_prune loop) with ``SuccessiveHalvingPruner`` or ``HyperbandPruner`` at the same rungs.
 * kdtune's anchor: every sampled strategy's first trial is the seed default (alpha 0.7, T 3,
@@ -52,7 +54,7 @@ from benchmarks.search.table import UNITS_PER_EPOCH, Point, Table
 EPS = 1e-6
 #: kdtune.tuning.searchers.MAX_DUPLICATES_IN_A_ROW: then the space counts as exhausted.
 MAX_DUPLICATES_IN_A_ROW = 25
-SAMPLERS = ("grid", "random", "tpe")
+SAMPLERS = ("grid", "shuffled_grid", "random", "tpe")
 SCHEDULERS = ("none", "asha", "optuna_sh", "optuna_hb")
 #: The quickstart's continuous space (search_spaces/alpha_temp.yaml), for space="snapped".
 CONTINUOUS = {"alpha": (0.0, 1.0, False), "temperature": (1.0, 10.0, False),
@@ -67,7 +69,7 @@ def startup_trials(n: int) -> int:
 @dataclass(frozen=True)
 class Strategy:
     name: str
-    sampler: str = "tpe"  # grid | random | tpe
+    sampler: str = "tpe"  # grid | shuffled_grid | random | tpe
     scheduler: str = "asha"  # none | asha | optuna_sh | optuna_hb
     workers: int = 2
     grace_period: float = 0.5  # epochs
@@ -77,7 +79,7 @@ class Strategy:
     startup_from: int | None = None  # num_samples TPE's n_startup_trials is set from (None: it)
     anchors: bool = True
     space: str = "categorical"  # categorical | snapped
-    tell_last: bool = False  # TPE + ASHA: tell a completed trial's last epoch too (see above)
+    tell_last: bool = True  # a completed trial's last epoch counts in what TPE is told (above)
     dedup: bool = False  # kdtune's ArmRouter: a point already run is not trained again
     fixed_seed: int | None = None  # every trial trains with this table seed (a live search's)
 
@@ -102,9 +104,16 @@ class Trial:
     times: list[int]  # quarters after start at which it reports
     k: int = 0  # reports done
     best_full: float = -math.inf  # best whole-split F1 seen (epoch ends)
+    best_seen: float = -math.inf  # best of every result (what ranks a trial with no epoch end)
     best_told: float = -math.inf  # best whole-split F1 the searcher was shown
     end: int = 0  # quarters of progress when it ended
     last_seen: float = math.nan  # the metric of its last result
+
+    @property
+    def score(self) -> float:
+        """kdtune's best_val_macro_f1 (record.trials._best): the best whole-split value when
+        the trial has one, else its best subset value."""
+        return self.best_full if math.isfinite(self.best_full) else self.best_seen
     status: str = "running"  # running | completed | stopped
 
 
@@ -166,6 +175,15 @@ class GridSearch:
         pass
 
 
+class ShuffledGrid(GridSearch):
+    """Every grid point once, in an order shuffled per replay seed (the grid without the luck
+    of its order; random search without replacement)."""
+
+    def __init__(self, table: Table, strategy: Strategy, seed: int):
+        rng = np.random.default_rng([seed, 11])
+        self.todo = [table.points[i] for i in rng.permutation(len(table.points))]
+
+
 class RandomSearch(GridSearch):
     """Uniform over grid points, with replacement (the anchor first)."""
 
@@ -210,7 +228,10 @@ class TPESearch:
         elif strategy.scheduler == "optuna_hb":
             pruner = optuna.pruners.HyperbandPruner(
                 min_resource=min_r, max_resource=max_r, reduction_factor=strategy.reduction_factor)
-        self.study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+        # A fixed name: HyperbandPruner assigns brackets by hashing the study's name (a random one
+        # by default), and every replay must be reproducible.
+        self.study = optuna.create_study(study_name="bench_search", direction="maximize",
+                                         sampler=sampler, pruner=pruner)
         self.values = _values(table)
         self.snapped = strategy.space == "snapped"
         if self.snapped:
@@ -241,7 +262,7 @@ class TPESearch:
             self.study.tell(handle, value)
 
 
-SEARCHERS = {"grid": GridSearch, "random": RandomSearch, "tpe": TPESearch}
+SEARCHERS = {"grid": GridSearch, "shuffled_grid": ShuffledGrid, "random": RandomSearch, "tpe": TPESearch}
 
 
 # --- schedulers ------------------------------------------------------------------------------
@@ -249,6 +270,8 @@ SEARCHERS = {"grid": GridSearch, "random": RandomSearch, "tpe": TPESearch}
 
 class Fifo:
     """No early stopping: a trial ends at max_t."""
+
+    stops_at_max_t = False  # Ray's FIFOScheduler says CONTINUE; the trial ends by itself
 
     def __init__(self, strategy: Strategy, table: Table):
         self.max_t = table.epochs
@@ -262,6 +285,8 @@ class Fifo:
 
 class Asha(Fifo):
     """kdtune's RungASHA: Ray's AsyncHyperBandScheduler (one bracket) on progress + 1e-6."""
+
+    stops_at_max_t = True  # AsyncHyperBandScheduler says STOP at max_t
 
     def __init__(self, strategy: Strategy, table: Table):
         from ray.tune.schedulers.async_hyperband import _Bracket
@@ -322,10 +347,10 @@ def simulate(table: Table, strategy: Strategy, seed: int, max_compute: float | N
     step_q = round(strategy.eval_every * UNITS_PER_EPOCH)
     times = list(range(step_q, table.max_quarter + 1, step_q))
     cap = math.inf if max_compute is None else max_compute * UNITS_PER_EPOCH
-    tell_last = strategy.tell_last or strategy.scheduler != "asha"
+    tell_last = strategy.tell_last
     slots: list[Trial | None] = [None] * strategy.workers
     run, now, done_q, exhausted = Run(), 0, 0, False
-    incumbent: tuple[float, Point | None] = (-math.inf, None)
+    incumbent: tuple[float, Point | None] = (-math.inf, None)  # (score, point) of kdtune's pick
 
     def compute_now() -> int:
         return done_q + sum(now - t.start for t in slots if t is not None)
@@ -376,19 +401,24 @@ def simulate(table: Table, strategy: Strategy, seed: int, max_compute: float | N
         i = curve.at(q)
         seen, progress = float(curve.seen[strategy.eval_every][i]), q / UNITS_PER_EPOCH
         trial.last_seen = seen
+        trial.best_seen = max(trial.best_seen, seen)
         if curve.full_val[i]:
             trial.best_full = max(trial.best_full, float(curve.full[i]))
-            if trial.best_full > incumbent[0]:
-                incumbent = (trial.best_full, trial.point)
+        # kdtune's pick: the trial with the best score so far (the first of equals)
+        leader = max(run.trials, key=lambda t: t.score)
+        incumbent = (leader.score, leader.point)
         if isinstance(scheduler, OptunaPruning):  # Optuna's loop: report, then should_prune
             shown = True
             searcher.report(trial.handle, trial.k, seen)
             stop = scheduler.on_result(trial, progress, seen)
-        else:  # Ray shows the searcher only the results its scheduler let through
+        else:  # Ray shows the searcher's on_trial_result only the results its scheduler let
+            # through (FIFO lets the last one through too: the trial then ends by itself); the
+            # result a trial ends on reaches ArmSearcher through on_trial_complete (tell_last)
             stop = scheduler.on_result(trial, progress, seen)
-            shown = not stop or tell_last
-            if shown:
+            reported = not stop or not scheduler.stops_at_max_t
+            if reported:
                 searcher.report(trial.handle, trial.k, seen)
+            shown = reported or (tell_last and progress + EPS >= table.epochs)
         if shown and curve.full_val[i]:
             trial.best_told = max(trial.best_told, float(curve.full[i]))
         run.trace.append((compute_now(), incumbent[1]))

@@ -117,5 +117,6 @@ class Table:
                 per_run[key] = per_run.get(key, 0.0) + _f(r["seconds"])
                 extra[key] = extra.get(key, 0.0) + _f(r.get("eval_seconds", 0))
         v = np.array(list(per_run.values()))
+        both = np.array([per_run[k] + extra[k] for k in per_run])
         return {"runs": len(v), "median_run_s": float(np.median(v)), "sum_run_s": float(v.sum()),
-                "sum_extra_eval_s": float(sum(extra.values()))}
+                "sum_extra_eval_s": float(sum(extra.values())), "fastest_run_s": float(both.min())}

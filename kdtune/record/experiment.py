@@ -75,9 +75,11 @@ def experiment_state(record: Record, now: float | None = None) -> str:
     if record.store.is_file(R.SUMMARY) and record.store.is_file(R.EVALUATION):
         return STATE_FINISHED
     now = time.time() if now is None else now
-    folders = [*record.tune_runs(), R.TUNE_CONFIRM, R.FINISHED]  # what only a live search touches
-    newest = max([t for t in (_newest(record, d) for d in folders if record.store.exists(d)) if t]
-                 or [0.0])
+    # What only a live search touches (a report's own files do not count).
+    folders = [*record.tune_runs(), R.TUNE_CONFIRM, R.FINISHED]
+    times = [_newest(record, d) for d in folders if record.store.exists(d)]
+    times += [record.store.mtime(f) for f in (R.MARKER, R.CONFIG, R.RUN_INFO)]
+    newest = max([t for t in times if t] or [0.0])
     return STATE_RUNNING if now - newest < RUNNING_WINDOW_S else STATE_INTERRUPTED
 
 

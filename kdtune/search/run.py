@@ -96,26 +96,25 @@ def tune_run_name(plan: SearchPlan) -> str:
 
 def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
     """The Tuner: TPE per arm (routed), ASHA on progress; returns (results of every run, s)."""
-    from optuna.storages import RDBStorage
     from ray import tune
 
     from kdtune.trainable import kd_trial
-    from kdtune.tuning import RungASHA, build_router
+    from kdtune.tuning import RungASHA
 
     cfg, record = plan.cfg, plan.record
     record.fetch_optuna()
-    previous = plan.finished() if plan.grow else {}
-    router = build_router(cfg, RDBStorage(record.optuna_url()), previous=previous)
-    router.on_duplicate = DuplicateRecorder(record.root)
-    scheduler = RungASHA(cfg.protected_anchors(), metric=cfg.search.metric, mode=cfg.search.mode,
-                         max_t=float(cfg.train.epochs), grace_period=cfg.search.grace_period,
-                         reduction_factor=cfg.search.reduction_factor)
     trainable = _trainable(cfg, prep, kd_trial)
     name = tune_run_name(plan)
 
     def make() -> Any:
+        # Built only for a new Ray run: a restored one brings its searcher back from its own
+        # checkpoint, and building one here would enqueue the anchors into the studies again.
         from ray.tune.search import ConcurrencyLimiter
 
+        router = _router(plan)
+        scheduler = RungASHA(cfg.protected_anchors(), metric=cfg.search.metric, mode=cfg.search.mode,
+                             max_t=float(cfg.train.epochs), grace_period=cfg.search.grace_period,
+                             reduction_factor=cfg.search.reduction_factor)
         return tune.Tuner(trainable, run_config=_run_config(plan, name, "search"),
                           tune_config=tune.TuneConfig(
                               search_alg=ConcurrencyLimiter(router, max_concurrent=cfg.search.max_concurrent),
@@ -125,6 +124,17 @@ def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
     _fit(plan, name, make, trainable)
     seconds = time.perf_counter() - t0
     return load_results(plan, trainable, record.tune_runs()), seconds
+
+
+def _router(plan: SearchPlan) -> Any:
+    from optuna.storages import RDBStorage
+
+    from kdtune.tuning import build_router
+
+    previous = plan.finished() if plan.grow else {}
+    router = build_router(plan.cfg, RDBStorage(plan.record.optuna_url()), previous=previous)
+    router.on_duplicate = DuplicateRecorder(plan.record.root)
+    return router
 
 
 def load_results(plan: SearchPlan, trainable: Any, runs: list[str]) -> list[Any]:
