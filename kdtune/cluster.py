@@ -54,7 +54,8 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         kwargs["runtime_env"] = {"py_modules": [str(Path(kdtune.__file__).parent)]}
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), ignore_reinit_error=True, **kwargs)
+        # "local": a new Ray for this search, never an unrelated cluster running on the machine
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
     try:
         yield
     finally:

@@ -30,6 +30,8 @@ DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint", "quniform")
 METRICS = ("val_macro_f1", "val_accuracy")
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 BASELINES = ("tuned", "fixed", "none")
+#: ASHA's default first rung in epochs (set from benchmarks/bench_search.py's replays).
+RUNG_GRACE = 0.5
 #: The tuned CE-only arm gets this share of num_samples by default, and at least this many trials.
 BASELINE_SHARE, BASELINE_MIN_TRIALS = 0.25, 3
 TrainConfig = TrainParams  # the train: section is the training fields' one definition
@@ -166,7 +168,7 @@ class SearchConfig:
     num_samples: int = 14
     max_concurrent: int = 2
     seed: int = 0
-    grace_period: float = 1.0  # epochs before ASHA's first rung (fractions allowed)
+    grace_period: float | None = None  # epochs before ASHA's first rung; null: see rung_grace
     reduction_factor: int = 3
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
@@ -185,7 +187,8 @@ class SearchConfig:
         check(self.mode in ("max", "min"), "search.mode", "must be 'max' or 'min'")
         check(self.num_samples >= 1, "search.num_samples", "must be >= 1")
         check(self.max_concurrent >= 1, "search.max_concurrent", "must be >= 1")
-        check(self.grace_period > 0, "search.grace_period", "must be > 0 (epochs)")
+        check(self.grace_period is None or self.grace_period > 0, "search.grace_period",
+              "must be > 0 (epochs)")
         check(self.reduction_factor >= 2, "search.reduction_factor", "must be >= 2")
         check(self.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
         check(self.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
@@ -360,8 +363,11 @@ class ExperimentConfig:
         evals = round(1.0 / t.eval_every)
         check(abs(evals * t.eval_every - 1.0) < 0.01, "train.eval_every",
               f"must be 1/n of an epoch (1, 0.5, 0.25, 0.2, ...), got {t.eval_every}")
+        if s.grace_period is None:  # the first evaluation at or after 0.5 epochs and the warm-up
+            first = max(RUNG_GRACE, t.warmup_fraction * t.epochs)
+            s.grace_period = round(math.ceil(first * evals - 1e-9) / evals, 6)
         steps = s.grace_period * evals
-        check(abs(steps - round(steps)) < 1e-6, "search.grace_period",
+        check(abs(steps - round(steps)) < 1e-4, "search.grace_period",
               f"must be a multiple of train.eval_every ({t.eval_every:g}), got {s.grace_period}")
         warmup = t.warmup_fraction * t.epochs
         check(s.grace_period >= warmup - 1e-9, "search.grace_period",

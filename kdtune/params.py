@@ -82,7 +82,7 @@ class TrainParams:
     teacher_weights: list[float] | None = None  # one per teacher (main first); null = equal
     teacher_weight: float | None = None  # two teachers: the main one's weight (searchable)
     feature_cache_max_mb: float = 4096.0  # larger hidden-state caches are computed online
-    eval_every: float = 1.0  # validate (an ASHA rung) every this fraction of an epoch
+    eval_every: float = 0.5  # validate (an ASHA rung) every this fraction of an epoch
     nan_check_every: int = 16  # steps between checks for a NaN / inf loss (one host sync)
 
     def __post_init__(self) -> None:

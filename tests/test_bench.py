@@ -1,6 +1,6 @@
 """``python -m benchmarks.bench_kd --quick`` runs every row, and its numbers add up.
 
-One quick run (module fixture, in a subprocess as a user runs it) is checked for structure
+One quick run (module fixture, in this process) is checked for structure
 (every row printed with both measurements, a numeric ratio, a target and PASS/FAIL) and for
 consistency: each ratio is kdtune / reference of the printed measurements; stdout, the markdown
 file and the JSON agree; row 3's numbers are the sums and maxima of the two searches' own
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -39,15 +37,21 @@ def number(cell: str) -> float:
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, ag_news):
+    """``python -m benchmarks.bench_kd --quick``, run in this process (its searches then use the
+    session's running Ray instead of starting their own)."""
+    import contextlib
+    import io
+
+    from benchmarks.bench_kd import main
+
     out = tmp_path_factory.mktemp("bench")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_kd", "--quick", "--out", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["--quick", "--out", str(out)]) == 0
     raw = json.loads((out / "bench_kd_quick.json").read_text())
-    return {"stdout": proc.stdout, "out": out, "raw": raw,
+    return {"stdout": stdout.getvalue(), "out": out, "raw": raw,
             "rows": {r["id"]: r for r in raw["rows"]},
-            "printed": parse_table(proc.stdout),
+            "printed": parse_table(stdout.getvalue()),
             "md": (out / "bench_kd_quick.md").read_text()}
 
 

@@ -158,8 +158,9 @@ def rank(trials: pd.DataFrame, cfg: ExperimentConfig) -> pd.DataFrame:
         return trials.reset_index(drop=True)
     dup = (trials[S.STATUS] == S.DUPLICATE).astype(int) if S.STATUS in trials else 0
     key = trials[score] if cfg.search.mode == "min" else -trials[score]
-    order = np.lexsort((dup, key.fillna(np.inf).to_numpy()))
-    return trials.iloc[order].reset_index(drop=True)
+    keyed = trials.assign(_key=key.fillna(np.inf), _dup=dup)  # ties: by trial id, deterministic
+    order = keyed.sort_values(["_key", "_dup", S.TRIAL_ID], kind="stable").index
+    return trials.loc[order].reset_index(drop=True)
 
 
 def trial_hparams(row: pd.Series | dict[str, Any], cfg: ExperimentConfig) -> dict[str, Any]:
