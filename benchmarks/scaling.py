@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import resource
 import statistics
@@ -41,8 +42,9 @@ from kdtune.batches import Encoded, batch_indices  # noqa: E402
 from kdtune.config import load_config  # noqa: E402
 from kdtune.formatting import md_table  # noqa: E402
 from kdtune.losses import kd_loss  # noqa: E402
+from kdtune.params import TrainParams  # noqa: E402
 
-FULL_ROWS, VAL_SHARE, BATCH = 120_000, 0.1, 32
+FULL_ROWS, VAL_SHARE, BATCH, TEST_ROWS = 120_000, 0.1, 32, 7_600
 
 
 def timed(fn: Any, repeats: int = 1) -> float:
@@ -69,7 +71,6 @@ def timing_teacher(folder: Path, space: str) -> str:
 
 def size_row(rows: int, space: str, teacher_dir: str) -> dict[str, Any]:
     """One training size of the data file: tokens, trial-epoch time, teacher pass, bytes."""
-    from kdtune.params import TrainParams
     from kdtune.pipeline import prepare
     from kdtune.recipe import build_trainer
 
@@ -155,24 +156,110 @@ def _step_fn(model: torch.nn.Module, inference: bool, batch: tuple[torch.Tensor,
     return infer if inference else train
 
 
-def project(sizes: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The seed's full job from the measured per-token cost and per-batch step times."""
+#: Bytes per trainable parameter in a trial: fp32 weights, gradients and AdamW's two moments.
+BYTES_PER_PARAM = 16
+
+
+def seed_job(space: str = "search_spaces/seed_report.yaml") -> dict[str, Any]:
+    """The seed report's job as ``seed_report.yaml`` ships it, and what the quickstart measured
+    (ASHA's share of trial-epochs, a trial's peak RSS) in ``results/example``."""
+    import pandas as pd
+
+    cfg = load_config(ROOT / space)
+    lrs = cfg.teacher.learning_rate
+    job = {"teacher_runs": cfg.teacher.epochs * (len(lrs) if isinstance(lrs, list) else 1),
+           "trials": cfg.search.num_samples, "epochs": cfg.train.epochs,
+           "confirm_runs": 2 * cfg.search.confirm.top_k * cfg.search.confirm.seeds,
+           "concurrent": cfg.search.max_concurrent, "asha_share": 1.0, "trial_rss_mb": None}
+    example = ROOT / "results" / "example"
+    if (example / "trials.csv").is_file():  # measured by the committed quickstart run
+        t = pd.read_csv(example / "trials.csv")
+        job["asha_share"] = float(t["progress"].sum() / (len(t) * cfg.train.epochs))
+        job["trial_rss_mb"] = float(pd.read_csv(example / "history.csv")["peak_rss_mb"].median())
+    return job
+
+
+def node_ram_gb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+
+
+def estimates(sizes: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The seed's full job, quantity by quantity, from the measured costs (a projection)."""
+    job = seed_job()
     per_token = np.polyfit([s["tokens"] for s in sizes], [s["trial_epoch_s"] for s in sizes], 1)
     mean_tokens = float(np.mean([s["mean_tokens"] for s in sizes]))
     train_rows = int(FULL_ROWS * (1 - VAL_SHARE))
+    step = {(s["model"], s["what"].split(" ")[0]): s for s in steps}
+    batch_h = {k: v["seconds_per_batch"] / 3600 for k, v in step.items()}
     batches = train_rows / BATCH
-    by = {(s["model"], s["what"].split(" ")[0]): s["seconds_per_batch"] for s in steps}
-    tokens = FULL_ROWS * mean_tokens
+    slice_params = sizes[0]["student_weights_mb"] * 1e6 / 4  # fp32 weights
+    extra_params = step[("distilbert-base", "KD")]["params_m"] * 1e6 - slice_params
+    ram = node_ram_gb()
     return {
-        "train_rows": train_rows, "mean_tokens": mean_tokens,
-        "minilm_slice_trial_epoch_h": float(np.polyval(per_token, train_rows * mean_tokens)) / 3600,
-        "distilbert_trial_epoch_h": batches * by[("distilbert-base", "KD")] / 3600,
-        "bert_teacher_finetune_h_per_epoch": batches * by[("bert-base", "train")] / 3600,
-        "bert_teacher_logits_h": FULL_ROWS / BATCH * by[("bert-base", "inference")] / 3600,
-        "token_ids_mb": tokens * 4 / 1e6, "logits_mb": FULL_ROWS * 4 * 4 / 1e6,
-        "hidden_gb_per_block_bert": train_rows * mean_tokens * 768 * 2 / 1e9,
-        "distilbert_weights_mb": 66.96e6 * 4 / 1e6,
+        **job, "train_rows": train_rows, "mean_tokens": mean_tokens,
+        "slice_epoch_h": float(np.polyval(per_token, train_rows * mean_tokens)) / 3600,
+        "student_epoch_h": batches * batch_h[("distilbert-base", "KD")],
+        "teacher_h": job["teacher_runs"] * batches * batch_h[("bert-base", "train")],
+        "logits_h": (FULL_ROWS + TEST_ROWS) / BATCH * batch_h[("bert-base", "inference")],
+        "trial_epochs": (job["trials"] * job["epochs"] * job["asha_share"]
+                         + job["confirm_runs"] * job["epochs"]),
+        "store_mb": (FULL_ROWS * mean_tokens * 4 + FULL_ROWS * 16) / 1e6,
+        "hidden_gb": train_rows * mean_tokens * 768 * 2 / 1e9,  # fp16, BERT-base width
+        # Ray's default object store takes 30% of the node's memory
+        "ram_gb": ram, "store_gb": 0.3 * ram, "cpus": os.cpu_count() or 1,
+        "trial_gb": None if job["trial_rss_mb"] is None else (
+            job["trial_rss_mb"] / 1e3 + extra_params * BYTES_PER_PARAM / 1e9),
     }
+
+
+def project(sizes: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[list[str]]:
+    """Rows of (quantity, projected, from what) for the seed's full job."""
+    e = estimates(sizes, steps)
+    thread_h = e["trial_epochs"] * e["student_epoch_h"]
+    trial = "unknown (no results/example)" if e["trial_gb"] is None else f"{e['trial_gb']:.1f} GB"
+    return [
+        ["training rows", f"{e['train_rows']:,}", f"AG News {FULL_ROWS:,} x {1 - VAL_SHARE:g}; mean "
+         f"{e['mean_tokens']:.1f} tokens per row (measured on the shared file)"],
+        ["MiniLM-slice KD trial-epoch", f"{e['slice_epoch_h']:.2f} h",
+         "linear fit of the three measured sizes (time per token)"],
+        ["DistilBERT KD trial-epoch", f"{e['student_epoch_h']:.1f} h", "measured DistilBERT step x batches"],
+        ["BERT-base teacher fine-tuning", f"{e['teacher_h']:.0f} h",
+         f"{e['teacher_runs']} epochs in all (seed_report.yaml: epochs x learning rates)"],
+        ["BERT-base logits pass", f"{e['logits_h']:.1f} h",
+         f"every row of train, validation and the {TEST_ROWS:,}-row test split"],
+        ["search + confirm", f"{e['trial_epochs']:.0f} trial-epochs = {thread_h:.0f} thread-hours; "
+         f"{thread_h / e['concurrent']:.0f} h on {e['concurrent']} cores, "
+         f"{thread_h / e['cpus']:.0f} h on this node's {e['cpus']}",
+         f"{e['trials']} trials x {e['epochs']} epochs x ASHA's share {e['asha_share']:.2f} (the "
+         f"quickstart's) + {e['confirm_runs']} confirm runs"],
+        ["object store, logit KD", f"{e['store_mb']:.0f} MB",
+         "int32 token ids + fp32 logits (4 classes), shared zero-copy by every trial"],
+        ["object store, feature KD", f"{e['hidden_gb']:.1f} GB per teacher block",
+         f"fp16 hidden states, width 768; Ray's default store on this {e['ram_gb']:.0f} GB node is "
+         f"{e['store_gb']:.1f} GB"],
+        ["RAM per trial", trial,
+         f"the quickstart trials' median peak RSS + DistilBERT's extra parameters x {BYTES_PER_PARAM} B"],
+        ["runs out first", runs_out_first(e), "from the rows above"],
+    ]
+
+
+def runs_out_first(e: dict[str, Any]) -> str:
+    """Which resource a node like this one exhausts first on the seed's job."""
+    trial_gb, concurrent, ram_gb = e["trial_gb"], e["concurrent"], e["ram_gb"]
+    hidden_gb, store_gb = e["hidden_gb"], e["store_gb"]
+    days = (e["teacher_h"] + e["logits_h"] + e["trial_epochs"] * e["student_epoch_h"] / e["cpus"]) / 24
+    parts = [f"time: {days:.0f} days on this {e['cpus']}-core node (teacher, logits, search; a GPU is "
+             "the way, and no GPU figure exists yet)"]
+    if trial_gb is not None:
+        fits = int((ram_gb - store_gb) // trial_gb)
+        parts.append(f"memory: {concurrent} concurrent trials need ~{concurrent * trial_gb:.0f} GB; "
+                     f"beside the object store, this node's {ram_gb:.0f} GB holds {min(fits, concurrent)}")
+    parts.append(f"feature KD: one cached block ({hidden_gb:.1f} GB) "
+                 + ("exceeds" if hidden_gb > store_gb else "fits")
+                 + f" the default object store ({store_gb:.1f} GB); above train.feature_cache_max_mb "
+                   f"(default {TrainParams().feature_cache_max_mb / 1e3:.1f} GB) kdtune runs the teacher "
+                   "online in each trial instead of caching")
+    return "; ".join(parts)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -181,15 +268,30 @@ def markdown(result: dict[str, Any]) -> str:
               f"{s['student_weights_mb']:.0f}"] for s in result["sizes"]]
     steps = [[s["model"], s["what"], f"{s['batch']} x {s['length']}", f"{s['seconds_per_batch']:.2f}",
               f"{s['params_m']:.1f}"] for s in result["steps"]]
-    p = result["projection"]
     return "\n".join([
         f"# kdtune cost at three data sizes ({result['date']}, {result['machine']})", "",
         md_table(["train rows", "tokens", "KD trial-epoch (s)", "teacher logits pass (s)",
                   "token ids (MB)", "logits (MB)", "hidden states / block (MB)",
                   "student weights (MB)"], sizes), "",
         md_table(["model (random init)", "step", "batch", "s / batch (1 thread)", "params (M)"], steps),
-        "", "## Projection (not a measurement): the seed's job on this CPU, one thread per trial", "",
-        md_table(["quantity", "projected"], [[k, f"{v:.3g}"] for k, v in p.items()]), ""])
+        "", "## Projection (not a measurement): the seed's job (`search_spaces/seed_report.yaml`) "
+        "on this CPU, one thread per trial", "",
+        md_table(["quantity", "projected", "from"], result["projection"]), ""])
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """The three data sizes and the timed BERT-base / DistilBERT steps, one torch thread."""
+    import tempfile
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher = timing_teacher(Path(tmp) / "teacher", args.space)
+        sizes = [size_row(int(n), args.space, teacher) for n in args.sizes.split(",")]
+    length = int(round(np.mean([s["mean_tokens"] for s in sizes]) * 1.15))  # group padding
+    return {"date": dt.date.today().isoformat(),
+            "machine": f"{platform.machine()}, torch {torch.__version__}, 1 thread",
+            "sizes": sizes, "steps": step_rows(length, args.steps),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,19 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--space", default=str(ROOT / "search_spaces/alpha_temp.yaml"))
     p.add_argument("--steps", type=int, default=3, help="timed steps per model (median)")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
+    p.add_argument("--render", metavar="JSON",
+                   help="re-project and re-render a scaling.json without measuring again")
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        teacher = timing_teacher(Path(tmp) / "teacher", args.space)
-        sizes = [size_row(int(n), args.space, teacher) for n in args.sizes.split(",")]
-    length = int(round(np.mean([s["mean_tokens"] for s in sizes]) * 1.15))  # group padding
-    result = {"date": dt.date.today().isoformat(),
-              "machine": f"{platform.machine()}, torch {torch.__version__}, 1 thread",
-              "sizes": sizes, "steps": step_rows(length, args.steps),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    result["projection"] = project(sizes, result["steps"])
+    result = json.loads(Path(args.render).read_text()) if args.render else measure(args)
+    result["projection"] = project(result["sizes"], result["steps"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scaling.json").write_text(json.dumps(result, indent=1))

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.common import HEADER, fmt, parse_table  # noqa: E402
 
-ROW_IDS = {"1", "2", "3a", "3b", "3c", "4", "5a", "5b"}
+ROW_IDS = {"1", "2", "2b", "3a", "3b", "3c", "4", "5a", "5b"}
 COL = {name: i for i, name in enumerate(HEADER)}
 
 
@@ -114,6 +114,18 @@ def test_rows_1_and_2_share_their_kd_runs(quick_run):
     assert r1["kdtune"] == pytest.approx(statistics.median(kd)) == r2["kdtune"]
     assert r1["reference"] == pytest.approx(statistics.median(seed))
     assert r2["reference"] == pytest.approx(statistics.median(ce))
+
+
+def test_row_2b_times_rungs_inside_the_epoch_against_row_1s_runs(quick_run):
+    r1, r2b = quick_run["rows"]["1"], quick_run["rows"]["2b"]
+    once, rungs = r2b["raw"]["kdtune_kd"], r2b["raw"]["kdtune_rungs"]
+    assert r2b["reference"] == pytest.approx(r1["kdtune"])
+    assert r2b["kdtune"] == pytest.approx(statistics.median(r["seconds_per_epoch"] for r in rungs))
+    epochs = quick_run["raw"]["mode"]["epochs"]
+    assert r2b["raw"]["eval_every"] == 0.5  # smoke.yaml's
+    assert all(r["evaluations"] == r["full_evaluations"] == epochs for r in once)
+    # two rungs per epoch: a subset mid-epoch, the whole split at the end
+    assert all(r["evaluations"] == 2 * epochs and r["full_evaluations"] == epochs for r in rungs)
 
 
 def test_row_3_is_computed_from_the_two_searches_records(quick_run):

@@ -48,7 +48,8 @@ MODES = {
     "quick": Mode("quick", "search_spaces/smoke.yaml", repeats=1, epochs=1,
                   overrides={"search.num_samples": 4, "search.baseline": "fixed"}),
     # The quickstart, alpha_temp.yaml unchanged: 1200 train / 400 val rows, 14 trials x 3
-    # epochs (10 KD + a tuned CE arm of 4), ASHA grace 1, reduction factor 3.
+    # epochs (10 KD + a tuned CE arm of 4), validation twice per epoch, ASHA grace 0.5 epoch (or
+    # the warm-up's end), reduction factor 3.
     "full": Mode("full", "search_spaces/alpha_temp.yaml", repeats=3, epochs=1),
 }
 

@@ -7,10 +7,13 @@ against its own CE-only training.
    device): kdtune <= 0.5x.
 2. kdtune KD epoch vs kdtune CE-only epoch (alpha = 1 and no teacher logits at all): <= 1.1x,
    i.e. distilling from cached logits costs at most 10 % over plain fine-tuning.
+2b. kdtune KD epoch with intermediate rungs (the space's ``train.eval_every``, 0.5 if it is 1 or
+   off: a stratified validation subset mid-epoch, the whole split at the epoch end) vs one
+   validation per epoch: <= 1.1x, i.e. the rungs ASHA stops on cost at most 10 %.
 
 All three start from the same student weights (the trial's ``StudentInit``) with the config's
 training values, ``train.eval_every`` 1 (one full validation per epoch, as the seed-style loop
-does). Runs are interleaved (seed, KD, CE, seed, ...) and each takes the median over
+does) except row 2b's rung run. Runs are interleaved (seed, KD, CE, seed, ...) and each takes the median over
 ``repeats``; torch uses the trial's threads (``search.cpus_per_trial``, 1 in the shipped spaces:
 on a shared machine more threads contend and the timings swing, as ``kdtune.latency`` notes).
 """
@@ -38,7 +41,8 @@ def kdtune_run(data: Any, hparams: dict[str, Any], device: torch.device) -> dict
     epochs = trainer.params.epochs
     return {"seconds": seconds, "seconds_per_epoch": seconds / epochs,
             "epoch_seconds": [sum(h.seconds for h in history if h.epoch == e) for e in range(1, epochs + 1)],
-            "val_macro_f1": full[-1].val_macro_f1, "val_accuracy": full[-1].val_accuracy}
+            "val_macro_f1": full[-1].val_macro_f1, "val_accuracy": full[-1].val_accuracy,
+            "evaluations": len(history), "full_evaluations": len(full)}
 
 
 def seed_run(data: Any, hparams: dict[str, Any], teacher: torch.nn.Module, seed_encoded: dict[str, Any],
@@ -90,7 +94,9 @@ def run(bench: Bench) -> list[Row]:
     previous_threads = torch.get_num_threads()
     threads = max(1, int(bench.cfg.search.cpus_per_trial))  # as a trial runs (kdtune.trainable)
     torch.set_num_threads(threads)
-    runs: dict[str, list[dict[str, Any]]] = {"seed": [], "kd": [], "ce": []}
+    every = bench.cfg.train.eval_every
+    rung_hparams = {**hparams, "eval_every": every if 0 < every < 1 else 0.5}
+    runs: dict[str, list[dict[str, Any]]] = {"seed": [], "kd": [], "ce": [], "rungs": []}
     try:
         teacher = AutoModelForSequenceClassification.from_pretrained(
             str(bench.prep.teacher.model_dir)).to(device).eval()
@@ -99,10 +105,11 @@ def run(bench: Bench) -> list[Row]:
             runs["seed"].append(seed_run(data, hparams, teacher, bench.seed_encoded, device, r))
             runs["kd"].append(kdtune_run(data, hparams, device))
             runs["ce"].append(kdtune_run(ce_data, ce_hparams, device))
+            runs["rungs"].append(kdtune_run(data, rung_hparams, device))
             say("bench_kd", f"repeat {r + 1}/{mode.repeats}: seed-style "
                 f"{runs['seed'][-1]['seconds_per_epoch']:.2f} s, kdtune KD "
                 f"{runs['kd'][-1]['seconds_per_epoch']:.2f} s, CE {runs['ce'][-1]['seconds_per_epoch']:.2f} "
-                "s per epoch")
+                f"s, KD with rungs {runs['rungs'][-1]['seconds_per_epoch']:.2f} s per epoch")
         del teacher
     finally:
         torch.set_num_threads(previous_threads)
@@ -134,4 +141,23 @@ def run(bench: Bench) -> list[Row]:
         f"{common}; CE-only = alpha 1 and no teacher logits; val macro-F1 CE {f1['ce']:.4f} / "
         f"KD {f1['kd']:.4f}",
         raw={"kdtune_ce": runs["ce"], "kdtune_kd": runs["kd"], "val_macro_f1": f1})
-    return [row1, row2]
+    row2b = at_most(
+        "2b", "kdtune KD epoch: one validation vs rungs inside the epoch", seconds["kd"],
+        seconds["rungs"], "s", 1.1,
+        f"{how}; validation every {rung_hparams['eval_every']:g} epoch (a stratified subset of "
+        f"{_subset_rows(rung_hparams, data)} rows between epoch ends, the whole split at them) "
+        f"vs once per epoch; val macro-F1 {f1['rungs']:.4f} / {f1['kd']:.4f}",
+        raw={"kdtune_kd": runs["kd"], "kdtune_rungs": runs["rungs"],
+             "eval_every": rung_hparams["eval_every"]})
+    return [row1, row2, row2b]
+
+
+def _subset_rows(hparams: dict[str, Any], data: Any) -> int:
+    """How many validation rows an intermediate rung scores (the trainer's own rule)."""
+    import math
+
+    from kdtune.trainer import evaluation_points, intermediate_rows
+
+    steps = math.ceil(len(data.train) / int(hparams["batch_size"]))
+    evals = len(evaluation_points(steps, max(1, round(1.0 / float(hparams["eval_every"])))))
+    return intermediate_rows(len(data.train), len(data.val), evals, len(data.label_names))
