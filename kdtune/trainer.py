@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 #: Extra (subset) evaluations inside an epoch may cost about this share of the epoch's time.
 INTERMEDIATE_EVAL_SHARE = 0.1
+#: Time to evaluate one row relative to training on one: forward only, but at batch
+#: evaluation's padding and with the metrics; bench_kd row 2b measured 0.48 on the quickstart
+#: (2026-11-29, CPU). A third (kdtune before then) made the rungs cost 12% of an epoch.
+EVAL_ROW_COST = 0.5
 
 
 class DivergedError(RuntimeError):
@@ -126,13 +130,14 @@ def evaluation_points(steps_per_epoch: int, evals_per_epoch: int) -> list[int]:
 def intermediate_rows(n_train: int, n_val: int, evals_per_epoch: int, num_classes: int) -> int:
     """Rows of the validation subset scored between epoch ends (0: none are needed).
 
-    An evaluation row costs roughly a third of a training row (forward only, no backward), so
-    ``k`` extra evaluations of ``m`` rows per epoch cost about ``k * m / (3 * n_train)`` of the
-    epoch; ``m`` is sized to keep that near :data:`INTERMEDIATE_EVAL_SHARE`.
+    An evaluation row costs about :data:`EVAL_ROW_COST` of a training row, so ``k`` extra
+    evaluations of ``m`` rows per epoch cost about ``k * m * EVAL_ROW_COST / n_train`` of the
+    epoch; ``m`` is sized to keep that near :data:`INTERMEDIATE_EVAL_SHARE`, and is at least
+    8 rows per class.
     """
     if evals_per_epoch <= 1:
         return 0
-    rows = int(3 * INTERMEDIATE_EVAL_SHARE * n_train / (evals_per_epoch - 1))
+    rows = int(INTERMEDIATE_EVAL_SHARE * n_train / (EVAL_ROW_COST * (evals_per_epoch - 1)))
     return min(n_val, max(8 * num_classes, rows))
 
 

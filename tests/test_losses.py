@@ -68,3 +68,4 @@ def test_rejects_bad_hyperparameters(alpha, temperature):
 
 
 REGRESSION_LOSS = 1.354098916053772
+
