@@ -119,6 +119,31 @@ def smoke_search(tmp_path_factory, ag_news, mlflow_server) -> Path:
     return out / "smoke-session"
 
 
+def kill_search_when(cmd: list[str], ready, seconds: float, **popen) -> None:
+    """Start a search in its own session and SIGKILL its whole group once ``ready()`` holds
+    (then one more snapshot period: Ray saves the experiment state every 2 s). Its stderr goes
+    to a file, not a pipe, so a chatty search can never block on a full pipe."""
+    import signal
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True,
+                                start_new_session=True, **popen)
+        deadline = time.time() + seconds
+        try:
+            while not ready():
+                if proc.poll() is not None:
+                    err.seek(0)
+                    raise AssertionError(f"the search ended before it could be killed: "
+                                         f"{err.read()[-3000:]}")
+                assert time.time() < deadline, "no trial finished in time"
+                time.sleep(0.5)
+            time.sleep(3)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def copy_experiment(src: Path, parent: Path) -> Path:
     dst = parent / src.name
     shutil.copytree(src, dst)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import kill_search_when
 
 from kdtune import search
 from kdtune.config import load_config
@@ -99,18 +99,7 @@ def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path):
     uri = f"s3://{BUCKET}/runs/onS3"
     cmd = [sys.executable, "-m", "kdtune.search", "--space", str(space), "--address", cluster,
            "--results-dir", f"s3://{BUCKET}/runs", "--no-report"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    deadline = time.time() + 300
-    try:
-        while len(_finished(uri)) < 1:
-            assert proc.poll() is None, proc.stderr.read()[-3000:]
-            assert time.time() < deadline, "no trial finished in time"
-            time.sleep(1)
-        time.sleep(3)  # the experiment state is snapshotted every 2 s
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_search_when(cmd, lambda: len(_finished(uri)) >= 1, 300, cwd=ROOT)
     before = {e["trial_id"]: e for e in _finished(uri)}
     assert 1 <= len(before) < 5 and not Store(uri).is_file("summary.md")
     fresh = tmp_path / "elsewhere"  # a driver on "another machine": no local copy of anything

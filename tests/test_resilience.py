@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import kill_search_when
 
 from kdtune import search
 from kdtune.batches import encode
@@ -39,18 +40,7 @@ def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
     exp = tmp_path / "resume"
     cmd = [sys.executable, "-m", "kdtune.search", "--space", "search_spaces/smoke.yaml",
            "--name", "resume", "--results-dir", str(tmp_path), "--num-samples", "6", "--no-report"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 400
-    try:
-        while len(_done(exp)) < 2 or not _checkpointed_unfinished(exp):
-            assert proc.poll() is None, "the search ended before it could be killed"
-            assert time.time() < deadline, "no trial finished in time"
-            time.sleep(0.5)
-        time.sleep(3)  # the experiment state is snapshotted every 2 s
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_search_when(cmd, lambda: len(_done(exp)) >= 2 and _checkpointed_unfinished(exp), 400)
     before = {d["trial_id"]: d for d in _done(exp)}
     assert 2 <= len(before) < 6 and not (exp / "summary.md").exists()
 
