@@ -315,7 +315,7 @@ class ExperimentConfig:
     @property
     def base_hparams(self) -> dict[str, Any]:
         """The fixed part of every trial's hparams: the training values that are not searched."""
-        return {k: v for k, v in self.train.as_hparams().items() if k not in self.searched}
+        return {k: v for k, v in self.trial_base().items() if k not in self.searched}
 
     def trial_base(self) -> dict[str, Any]:
         """Every trial's starting hparams: the train section, with ``student.dropout`` as the

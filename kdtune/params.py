@@ -115,10 +115,6 @@ class TrainParams:
             known["batch_size"] = int(known["batch_size"])
         return cls(**known)
 
-    def merged(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        """A trial's hparams: these fixed values with the sampled ones merged over them."""
-        return {**self.as_hparams(), **sampled}
-
     @property
     def is_ce_only(self) -> bool:
         return self.alpha >= CE_ALPHA and self.beta == 0

@@ -231,6 +231,15 @@ class Trainer:
         return torch.stack([total.detach() * n, parts[1].detach() * n, parts[2].detach() * n,
                             correct, feat.detach() * n])
 
+    def _advance(self, sums: torch.Tensor, seen: int, index: np.ndarray, index_t: torch.Tensor,
+                 epoch: int) -> tuple[torch.Tensor, int]:
+        """One step added to the running sums, with the periodic NaN check."""
+        sums = sums + self._step(index, index_t)
+        self.step += 1
+        if self.step % self.params.nan_check_every == 0:
+            self._check_finite(sums, epoch)
+        return sums, seen + len(index)
+
     def _check_finite(self, sums: torch.Tensor, epoch: int) -> None:
         """One host sync every ``nan_check_every`` steps: a NaN stops training within them."""
         if not bool(torch.isfinite(sums).all()):
@@ -271,10 +280,7 @@ class Trainer:
         sums, seen, t0, train_s = torch.zeros(5, device=self.device), 0, time.perf_counter(), 0.0
         tick = time.perf_counter()
         for i, (index, index_t) in enumerate(self._batches(epoch, skip), start=skip + 1):
-            sums += self._step(index, index_t)
-            seen, self.step = seen + len(index), self.step + 1
-            if self.step % self.params.nan_check_every == 0:
-                self._check_finite(sums, epoch)
+            sums, seen = self._advance(sums, seen, index, index_t, epoch)
             if i not in self.eval_steps:
                 continue
             self._check_finite(sums, epoch)
@@ -298,10 +304,8 @@ class Trainer:
         for index, index_t in self._batches(epoch, 0):
             if max_steps is not None and steps >= max_steps:
                 break
-            sums += self._step(index, index_t)
-            self.step, seen, steps = self.step + 1, seen + len(index), steps + 1
-            if self.step % self.params.nan_check_every == 0:
-                self._check_finite(sums, epoch)
+            sums, seen = self._advance(sums, seen, index, index_t, epoch)
+            steps += 1
         self._check_finite(sums, epoch)
         return {"examples": seen, "steps": steps, "loss": float(sums[0]) / max(seen, 1)}
 
