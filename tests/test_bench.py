@@ -126,6 +126,9 @@ def test_row_2b_times_rungs_inside_the_epoch_against_row_1s_runs(quick_run):
     assert all(r["evaluations"] == r["full_evaluations"] == epochs for r in once)
     # two rungs per epoch: a subset mid-epoch, the whole split at the end
     assert all(r["evaluations"] == 2 * epochs and r["full_evaluations"] == epochs for r in rungs)
+    # smoke.yaml: 160 train rows -> 0.1 * 160 / 0.5 = 32 rows, which is also the 8-per-class floor
+    assert [r["subset_rows"] for r in rungs] == [32] * len(rungs)
+    assert all(r["subset_rows"] == 0 for r in once)
 
 
 def test_row_3_is_computed_from_the_two_searches_records(quick_run):

@@ -42,7 +42,8 @@ def kdtune_run(data: Any, hparams: dict[str, Any], device: torch.device) -> dict
     return {"seconds": seconds, "seconds_per_epoch": seconds / epochs,
             "epoch_seconds": [sum(h.seconds for h in history if h.epoch == e) for e in range(1, epochs + 1)],
             "val_macro_f1": full[-1].val_macro_f1, "val_accuracy": full[-1].val_accuracy,
-            "evaluations": len(history), "full_evaluations": len(full)}
+            "evaluations": len(history), "full_evaluations": len(full),
+            "subset_rows": 0 if trainer.val_subset is None else len(trainer.val_subset[1])}
 
 
 def seed_run(data: Any, hparams: dict[str, Any], teacher: torch.nn.Module, seed_encoded: dict[str, Any],
@@ -145,19 +146,9 @@ def run(bench: Bench) -> list[Row]:
         "2b", "kdtune KD epoch: one validation vs rungs inside the epoch", seconds["kd"],
         seconds["rungs"], "s", 1.1,
         f"{how}; validation every {rung_hparams['eval_every']:g} epoch (a stratified subset of "
-        f"{_subset_rows(rung_hparams, data)} rows between epoch ends, the whole split at them) "
+        f"{runs['rungs'][0]['subset_rows']} rows between epoch ends, the whole split at them) "
         f"vs once per epoch; val macro-F1 {f1['rungs']:.4f} / {f1['kd']:.4f}",
         raw={"kdtune_kd": runs["kd"], "kdtune_rungs": runs["rungs"],
              "eval_every": rung_hparams["eval_every"]})
     return [row1, row2, row2b]
 
-
-def _subset_rows(hparams: dict[str, Any], data: Any) -> int:
-    """How many validation rows an intermediate rung scores (the trainer's own rule)."""
-    import math
-
-    from kdtune.trainer import evaluation_points, intermediate_rows
-
-    steps = math.ceil(len(data.train) / int(hparams["batch_size"]))
-    evals = len(evaluation_points(steps, max(1, round(1.0 / float(hparams["eval_every"])))))
-    return intermediate_rows(len(data.train), len(data.val), evals, len(data.label_names))
