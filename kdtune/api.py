@@ -63,23 +63,48 @@ def load_experiment(path: str | Path) -> Any:
     return load(path)
 
 
-def retrain_experiment(path: str | Path, *, seeds: int = 3, trial: str | None = None,
-                       baseline_trial: str | None = None, epochs: int | None = None,
-                       bootstrap: int = 1000, threads: int | None = None,
-                       check_reproduction: bool = False) -> Any:
-    """Re-train the recommended KD config and the tuned CE baseline over ``seeds`` seeds;
-    returns the :class:`~kdtune.retrain.report.RetrainReport` also written to
-    ``retrain/retrain.json`` (its ``verdict`` is the final one)."""
-    from kdtune.record import open_record
-    from kdtune.retrain.choose import choose
-    from kdtune.retrain.cli import run_retrain
-
-    for flag, value, least in (("seeds", seeds, 1), ("epochs", epochs, 1), ("threads", threads, 1),
-                               ("bootstrap", bootstrap, 100)):
+def check_retrain_options(*, seeds: int | str, max_seeds: int, round_size: int, margin: float,
+                          epochs: int | None, threads: int | None, bootstrap: int) -> None:
+    """Range checks of the retrain's options: :class:`ConfigError` naming the option."""
+    if seeds != "auto" and not isinstance(seeds, int):
+        raise ConfigError("seeds", f"a whole number or 'auto', got {seeds!r}")
+    for flag, value, least in (("seeds", None if seeds == "auto" else seeds, 1),
+                               ("max-seeds", max_seeds if seeds == "auto" else None, 3),
+                               ("round", round_size, 1), ("epochs", epochs, 1),
+                               ("threads", threads, 1), ("bootstrap", bootstrap, 100)):
         if value is not None and value < least:
             raise ConfigError(flag, f"must be at least {least}, got {value}")
+    from kdtune.retrain.decision import MAX_SEEDS_RUN
+
+    if max_seeds > MAX_SEEDS_RUN:
+        raise ConfigError("max-seeds", f"must be at most {MAX_SEEDS_RUN}, got {max_seeds}")
+    if not 0 < margin < 100:
+        raise ConfigError("margin", f"points of macro-F1 in (0, 100), got {margin:g}")
+
+
+def retrain_experiment(path: str | Path, *, seeds: int | str = "auto", max_seeds: int = 10,
+                       round_size: int = 2, margin: float = 0.5, spending: str = "obrien-fleming",
+                       trial: str | None = None, baseline_trial: str | None = None,
+                       epochs: int | None = None, bootstrap: int = 1000, threads: int | None = None,
+                       check_reproduction: bool = False, sequential: bool = False) -> Any:
+    """Re-train the recommended KD config and the tuned CE baseline on fresh seeds (``seeds``
+    of them, or ``"auto"``: rounds of ``round_size`` after a first look at 3, up to
+    ``max_seeds``, stopping once decided) and decide with an equivalence ``margin`` in points;
+    returns the :class:`~kdtune.retrain.report.RetrainReport` also written to
+    ``retrain/retrain.json`` (``verdict["kind"]`` is the decision, ``ship`` the model to ship)."""
+    from kdtune.record import open_record
+    from kdtune.retrain.choose import choose
+    from kdtune.retrain.run import run_retrain
+    from kdtune.retrain.sequential import SPENDING, Design, schedule
+
+    check_retrain_options(seeds=seeds, max_seeds=max_seeds, round_size=round_size, margin=margin,
+                          epochs=epochs, threads=threads, bootstrap=bootstrap)
+    if spending not in SPENDING:
+        raise ConfigError("spending", f"one of {', '.join(SPENDING)}, got {spending!r}")
+    looks = schedule(max_seeds, 3, round_size) if seeds == "auto" else (int(seeds),)
+    design = Design(looks=looks, margin=margin / 100.0, spending=spending)
     record = open_record(path)
     cfg = record.config()
-    return run_retrain(record, cfg, choose(record, cfg, trial, baseline_trial), seeds=seeds,
+    return run_retrain(record, cfg, choose(record, cfg, trial, baseline_trial), design=design,
                        epochs=epochs, n_resamples=bootstrap, check_reproduction=check_reproduction,
-                       threads=threads)
+                       threads=threads, sequential=sequential)

@@ -36,7 +36,13 @@ from kdtune.teacher_cache import (
     manifest_shapes,
     write_manifest,
 )
-from kdtune.trainer import RungMetrics, Trainer, classification_metrics, predict_logits, seed_everything
+from kdtune.trainer import (
+    KeepBest,
+    Trainer,
+    classification_metrics,
+    predict_logits,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +83,14 @@ def _fine_tune_once(cfg: ExperimentConfig, t: TeacherConfig, lr: float, encoded:
     params = TrainParams(epochs=t.epochs, batch_size=t.batch_size, learning_rate=lr, alpha=1.0,
                          weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
                          seed=t.seed, eval_batch_size=cfg.train.eval_batch_size)
-    best: dict[str, Any] = {}
-
-    def keep_best(m: RungMetrics, trainer: Trainer) -> None:
-        if "f1" not in best or m.val_macro_f1 > best["f1"]:
-            best.update(f1=m.val_macro_f1, epoch=m.epoch, state={
-                k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()})
-
+    best = KeepBest("val_macro_f1", "max")  # whole-split evaluations only, never the subset
     trainer = Trainer(model, encoded["train"], encoded["val"], params, label_names, device=device,
-                      callbacks=[keep_best], progress=True, progress_desc="teacher")
+                      callbacks=[best], progress=True, progress_desc="teacher")
     t0 = time.perf_counter()
     history = trainer.fit()
-    trainer.model.load_state_dict(best["state"])
-    return trainer.model, {"learning_rate": lr, "best_epoch": best["epoch"],
-                           "val_macro_f1": best["f1"], "seconds": time.perf_counter() - t0,
+    trainer.model.load_state_dict(best.state)
+    return trainer.model, {"learning_rate": lr, "best_epoch": best.epoch,
+                           "val_macro_f1": best.score, "seconds": time.perf_counter() - t0,
                            "history": [h.as_dict() for h in history]}
 
 

@@ -26,7 +26,7 @@ from kdtune.models import resolve_model
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the best teacher epoch is chosen on whole-split scores only
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 

@@ -78,6 +78,30 @@ class RungMetrics:
 Callback = Callable[[RungMetrics, "Trainer"], None]
 
 
+class KeepBest:
+    """A callback keeping a CPU copy of the weights at the best *whole-split* evaluation.
+
+    Intermediate rungs score a validation subset (``full_val`` False): they steer ASHA, but a
+    subset score is not comparable with whole-split ones, so it never selects weights.
+    """
+
+    def __init__(self, metric: str = "val_macro_f1", mode: str = "max") -> None:
+        self.metric, self.sign = metric, (1.0 if mode == "max" else -1.0)
+        self.score: float | None = None  # the best value of ``metric`` (its own sign)
+        self.progress: float | None = None
+        self.epoch: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, m: RungMetrics, trainer: Trainer) -> None:
+        if not m.full_val:
+            return
+        value = float(getattr(m, self.metric))
+        if self.score is None or self.sign * value > self.sign * self.score:
+            self.score, self.progress, self.epoch = value, m.progress, m.epoch
+            self.state = {k: v.detach().to("cpu", copy=True)
+                          for k, v in trainer.model.state_dict().items()}
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -121,14 +121,19 @@ def multi_seed_ranking(trials: pd.DataFrame, confirm: pd.DataFrame | None,
     rows = []
     by_id = trials.set_index(S.TRIAL_ID)
     for tid, arm in confirm_candidates(trials, cfg):
-        extra = confirm[confirm[S.TRIAL_ID] == tid][score].dropna().tolist() \
-            if confirm is not None and len(confirm) and score in confirm else []
-        values = [float(by_id.loc[tid, score]), *map(float, extra)]
+        runs = confirm[confirm[S.TRIAL_ID] == tid] \
+            if confirm is not None and len(confirm) and score in confirm else None
+        # only confirm runs that completed count: an errored or diverged run has no score
+        # worth averaging (a diverged one reports the worst), and the table says how many
+        ok = runs[(runs[S.STATUS] == S.COMPLETED) & runs[score].notna()] if runs is not None else None
+        values = [float(by_id.loc[tid, score]), *map(float, ok[score] if ok is not None else [])]
         rows.append({S.TRIAL_ID: tid, S.ARM: arm, "single_seed": values[0],
                      "mean": float(np.mean(values)),
                      "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                     "seeds": len(values)})
-    frame = pd.DataFrame(rows, columns=[S.TRIAL_ID, S.ARM, "single_seed", "mean", "std", "seeds"])
+                     "seeds": len(values),
+                     "dropped": 0 if runs is None else len(runs) - len(ok)})
+    frame = pd.DataFrame(rows, columns=[S.TRIAL_ID, S.ARM, "single_seed", "mean", "std", "seeds",
+                                        "dropped"])
     for col, rank in (("single_seed", "single_seed_rank"), ("mean", "multi_seed_rank")):
         frame[rank] = frame.groupby(S.ARM)[col].rank(ascending=sign < 0, method="first").astype(int)
     return frame
@@ -170,5 +175,5 @@ def _pick_entry(row: pd.Series, cfg: ExperimentConfig, ranking: pd.DataFrame | N
     if ranking is not None and len(ranking):
         match = ranking[ranking[S.TRIAL_ID] == entry[S.TRIAL_ID]]
         if len(match):
-            entry.update({k: match.iloc[0][k] for k in ("mean", "std", "seeds")})
+            entry.update({k: match.iloc[0][k] for k in ("mean", "std", "seeds", "dropped")})
     return entry

@@ -31,10 +31,12 @@ def ranking_table(picks: dict[str, Any]) -> pd.DataFrame:
                      "single-seed score": float_or_none(r.get("single_seed")),
                      "mean ± std over seeds": pm({"mean": float(r["mean"]), "std": std}),
                      "seeds": int_or_none(r.get("seeds")),
+                     "confirm runs dropped (not completed)": int(r.get("dropped") or 0),
                      "single-seed rank": int_or_none(r.get("single_seed_rank")),
                      "multi-seed rank": int_or_none(r.get("multi_seed_rank"))})
     frame = pd.DataFrame(rows)
-    for col in ("seeds", "single-seed rank", "multi-seed rank"):  # whole numbers stay whole
+    whole = ("seeds", "confirm runs dropped (not completed)", "single-seed rank", "multi-seed rank")
+    for col in whole:  # whole numbers stay whole
         if col in frame:
             frame[col] = pd.Series([r[col] for r in rows], dtype=object)
     return frame

@@ -16,7 +16,8 @@ class RetrainReport:
     baseline: dict[str, Any]  # the CE-only pick, likewise
     config: dict[str, Any]  # the KD student's hparams as re-trained
     baseline_config: dict[str, Any]  # the baseline's own hparams as re-trained
-    seeds: list[int]
+    seeds: list[int]  # the verdict's seeds: fresh, none of them in search_seeds
+    search_seeds: list[int]  # every seed the search and its confirm stage trained with
     epochs: int
     selection_metric: str
     threads: int
@@ -27,9 +28,15 @@ class RetrainReport:
     runs: dict[str, Any]  # every run's history, metrics and test predictions
     test_labels: list[int]
     comparison: dict[str, Any]  # seed-level and example-level paired tests
-    verdict: dict[str, Any]  # kdtune.retrain.stats.verdict_statement
+    verdict: dict[str, Any]  # kdtune.retrain.decision.decide at the last look
+    design: dict[str, Any]  # kdtune.retrain.sequential.Design: looks, margin, levels
+    looks: list[dict[str, Any]]  # the decision at every look taken
+    failures: dict[str, list[int]]  # seeds on which each model diverged
     reproduction: dict[str, Any]
-    model: dict[str, Any] = field(default_factory=dict)  # the exported seed: size, latency, dir
+    execution: str = "Ray tasks"  # or "sequential (this process)"
+    models: dict[str, Any] = field(default_factory=dict)  # both saved seeds: size, latency, dir
+    ship: dict[str, Any] = field(default_factory=dict)  # the model to ship and why
+    model: dict[str, Any] = field(default_factory=dict)  # the shipped one of ``models``
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:

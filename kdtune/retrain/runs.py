@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kdtune.config import ExperimentConfig
 from kdtune.retrain.choose import Pick
 
 if TYPE_CHECKING:  # heavy imports are deferred so that bad input fails fast
     import torch
 
-    from kdtune.pipeline import Prepared
+    from kdtune.batches import Encoded
     from kdtune.recipe import TrialData
 
 log = logging.getLogger("kdtune.retrain")
@@ -64,59 +63,46 @@ def metric_columns(label_names: list[str]) -> list[str]:
     return cols
 
 
-def train_run(prep: Prepared, cfg: ExperimentConfig, name: str, values: dict[str, Any],
-              device: torch.device, data: TrialData | None = None) -> tuple[Run, torch.nn.Module]:
-    """Train as ``kdtune.trainable.kd_trial`` does, keep the best validation epoch, evaluate."""
+def train_run(data: TrialData, test: Encoded, name: str, values: dict[str, Any],
+              device: torch.device, metric: str = "val_macro_f1", mode: str = "max"
+              ) -> tuple[Run, dict[str, torch.Tensor]]:
+    """Train as ``kdtune.trainable.kd_trial`` does, keep the best whole-validation evaluation,
+    evaluate it on validation and test; returns the run and those weights (on the CPU).
+
+    Nothing here knows where it runs: in this process (``--sequential``) or in a Ray task
+    (:mod:`kdtune.retrain.pool`), with the same numbers for the same seed and threads.
+    """
     from scipy.special import softmax
 
     from kdtune.recipe import build_trainer
-    from kdtune.trainer import (
-        DivergedError,
-        RungMetrics,
-        Trainer,
-        classification_metrics,
-        predict_logits,
-    )
+    from kdtune.trainer import DivergedError, KeepBest, classification_metrics, predict_logits
 
-    data = data or prep.trial_data(cfg)
-    metric, sign = cfg.search.metric, (1.0 if cfg.search.mode == "max" else -1.0)
-    best: dict[str, Any] = {}
-
-    def keep_best(m: RungMetrics, trainer: Trainer) -> None:
-        if not m.full_val:  # runs are compared on the whole validation split, as trials are
-            return
-        score = sign * float(getattr(m, metric))
-        if "score" not in best or score > best["score"]:
-            best.update(score=score, progress=m.progress, state={
-                k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()})
-
+    best = KeepBest(metric, mode)  # runs are compared on the whole validation split, as trials are
     # The same recipe as a search trial: seeding, student (slice), teachers, feature targets.
-    trainer = build_trainer(values, data, callbacks=[keep_best], device=device)
+    trainer = build_trainer(values, data, callbacks=[best], device=device)
     model, params = trainer.model, trainer.params
     t0 = time.perf_counter()
     diverged = False
     try:
         trainer.fit()
     except DivergedError as exc:
-        diverged = True
-        log.warning("%s seed %d diverged (%s); evaluating its best finished epoch", name,
-                    params.seed, exc)
+        diverged = True  # counted as a failure of this model by the decision, never scored silently
+        log.warning("%s seed %d diverged (%s)", name, params.seed, exc)
     seconds = time.perf_counter() - t0
-    if "state" in best:
-        model.load_state_dict(best["state"])
+    if best.state is not None:
+        model.load_state_dict(best.state)
     metrics: dict[str, dict[str, Any]] = {}
-    test_logits = None
-    for split in ("val", "test"):
-        logits = predict_logits(model, prep.encoded[split], params.eval_batch_size, device)
-        metrics[split] = classification_metrics(prep.encoded[split].labels, logits.argmax(-1),
-                                                prep.label_names)
-        test_logits = logits
-    run = Run(name, params.seed, params.epochs, best.get("progress"), diverged, seconds,
+    logits = None
+    for split, encoded in (("val", data.val), ("test", test)):
+        logits = predict_logits(model, encoded, params.eval_batch_size, device)
+        metrics[split] = classification_metrics(encoded.labels, logits.argmax(-1), data.label_names)
+    run = Run(name, params.seed, params.epochs, best.progress, diverged, seconds,
               [h.as_dict() for h in trainer.history], metrics["val"], metrics["test"],
-              test_logits.argmax(-1), softmax(test_logits.astype(np.float64), axis=-1))
+              logits.argmax(-1), softmax(logits.astype(np.float64), axis=-1))
     log.info("%s seed %d: best at epoch %s, val macro-F1 %.4f, test macro-F1 %.4f (%.0f s)", name,
              run.seed, run.best_progress, run.val["macro_f1"], run.test["macro_f1"], seconds)
-    return run, model
+    state = best.state or {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return run, state
 
 
 def reproduction(pick: Pick, run: Run | None, threads: int, device: str, note: str = "") -> dict[str, Any]:

@@ -6,18 +6,7 @@
   per-example correctness (a binomial test on the discordant pairs);
 * the minimum detectable effect (MDE) of the paired t-test over seeds, from the noncentral t.
 
-The final verdict (:func:`verdict_statement`) compares the KD student with a *tuned* CE-only
-baseline, both re-trained over the same seeds, on the held-out test split. It is exactly one of
-three statements, decided by the paired t-test over seeds at level ``alpha``:
-
-* ``kd_better``: the mean per-seed difference is > 0 and p < alpha;
-* ``kd_worse``: the mean per-seed difference is < 0 and p < alpha;
-* ``no_difference``: otherwise, with the MDE at this number of seeds, so that "no difference"
-  reads as "none detectable at this power", not as "none".
-
-(``kd_is_ce`` when the chosen configuration is itself CE-only: nothing to test.) Every interval
-is printed beside its own estimate: the t-test CI beside the mean per-seed difference, the
-bootstrap CI beside the majority-vote difference.
+The decision built on these lives in :mod:`kdtune.retrain.decision`.
 
 scipy / scikit-learn do the statistics; nothing here but counting is done by hand.
 """
@@ -29,8 +18,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-
-from kdtune.formatting import fmt_p
 
 CONFIDENCE = 0.95
 
@@ -130,11 +117,6 @@ def example_level_tests(labels: np.ndarray, student: np.ndarray, baseline: np.nd
                         "method": "exact (two-sided binomial test on the discordant pairs)"}}
 
 
-def _finite(x: Any) -> float | None:
-    """``float(x)``, or None when x is None or not finite (JSON has no NaN)."""
-    return None if x is None or not math.isfinite(float(x)) else float(x)
-
-
 def minimum_detectable_effect(sd_diff: float | None, n: int, alpha: float = 0.05,
                               power: float = 0.8) -> float | None:
     """Minimum detectable effect of a two-sided paired t-test on ``n`` per-seed differences.
@@ -171,86 +153,3 @@ def minimum_detectable_effect(sd_diff: float | None, n: int, alpha: float = 0.05
         hi *= 2.0
     nc = optimize.brentq(excess_power, 0.0, hi, xtol=1e-12, rtol=1e-12)
     return float(nc * abs(sd_diff) / math.sqrt(n))
-
-
-def _t_interval(seed_tests: dict[str, Any], alpha: float) -> tuple[float | None, float | None, float]:
-    """(low, high, confidence) of the paired t-test CI of the mean per-seed difference at 1 - alpha.
-
-    The one in ``seed_tests`` when its confidence is 1 - alpha, else recomputed from the
-    differences with scipy (a one-sample t-test on the differences is the paired t-test).
-    """
-    from scipy import stats
-
-    t = seed_tests.get("t_test", {})
-    confidence = 1.0 - alpha
-    if t.get("pvalue") is None:
-        return None, None, confidence
-    if math.isclose(t.get("confidence", CONFIDENCE), confidence):
-        return _finite(t.get("ci_low")), _finite(t.get("ci_high")), confidence
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ci = stats.ttest_1samp(np.asarray(seed_tests["differences"]), 0.0).confidence_interval(confidence)
-    return _finite(ci.low), _finite(ci.high), confidence
-
-
-def _points(x: float | None, sign: bool = True) -> str:
-    """Macro-F1 units as points (100x) with 2 decimals, ``n/a`` when missing."""
-    return "n/a" if x is None else f"{100 * x:{'+' if sign else ''}.2f}"
-
-
-def _vote_sentence(vote: dict[str, Any]) -> str:
-    """The majority-vote difference beside the bootstrap CI of that same difference."""
-    boot = vote["bootstrap"]
-    level = round(100 * boot.get("confidence", CONFIDENCE))
-    return (f" On the seeds' majority-vote predictions the difference is "
-            f"{_points(vote['difference'])} points (paired bootstrap {level}% CI "
-            f"[{_points(boot['ci_low'])}, {_points(boot['ci_high'])}]; exact McNemar "
-            f"p = {fmt_p(vote['mcnemar']['pvalue'])}).")
-
-
-def verdict_statement(seed_tests: dict[str, Any], vote: dict[str, Any] | None, *,
-                      kd_is_ce: bool = False, alpha: float = 0.05, power: float = 0.8) -> dict[str, Any]:
-    """The final verdict: KD student vs the tuned CE baseline over seeds, on test macro-F1.
-
-    ``kind`` is ``kd_better`` (mean per-seed difference > 0, paired t-test p < alpha),
-    ``kd_worse`` (< 0, p < alpha), ``no_difference`` (otherwise; the text gives the minimum
-    detectable effect at this number of seeds) or ``kd_is_ce`` (the chosen configuration is
-    CE-only). The t-test CI is printed beside the mean per-seed difference; with ``vote`` (from
-    :func:`example_level_tests`) a second sentence gives the majority-vote difference beside its
-    own bootstrap CI. Numbers in the dict are macro-F1 units (0.0066); the text prints points.
-    """
-    n = int(seed_tests["n"])
-    mean, sd = _finite(seed_tests["mean_difference"]), _finite(seed_tests.get("std_difference"))
-    p = _finite(seed_tests.get("t_test", {}).get("pvalue"))
-    lo, hi, confidence = _t_interval(seed_tests, alpha)
-    mde = minimum_detectable_effect(sd, n, alpha, power)
-    out = {"kind": "no_difference", "text": "", "mean_difference": mean, "ci_low": lo, "ci_high": hi,
-           "pvalue": p, "n": n, "mde": mde, "sd_difference": sd, "alpha": alpha, "power": power}
-    seeds = f"{n} seed{'s' if n != 1 else ''}"
-    facts = (f"{round(100 * confidence)}% CI [{_points(lo)}, {_points(hi)}], "
-             f"paired t-test p = {fmt_p(p)}")
-    significant = p is not None and mean is not None and p < alpha
-    if kd_is_ce:
-        out["kind"] = "kd_is_ce"
-        out["text"] = ("The chosen configuration is the CE-only baseline itself (alpha = 1): "
-                       "there is no KD gain to test.")
-        return out
-    if significant and mean > 0:
-        out["kind"] = "kd_better"
-        text = (f"KD beats tuned CE by {_points(mean)} points of test macro-F1 "
-                f"(mean over {seeds}, {facts}).")
-    elif significant and mean < 0:
-        out["kind"] = "kd_worse"
-        text = (f"KD is worse than tuned CE by {_points(mean)} points of test macro-F1 "
-                f"(mean over {seeds}, {facts}).")
-    elif n < 2:
-        text = (f"No difference detectable at this power: with {seeds} the difference is "
-                f"{_points(mean)} points of test macro-F1, but a paired t-test needs at least 2 "
-                "seeds, so there is no test and the minimum detectable effect is unknown.")
-    else:
-        text = (f"No difference detectable at this power: the mean difference is {_points(mean)} "
-                f"points of test macro-F1 ({facts}); the minimum detectable effect at {seeds} is "
-                f"{_points(mde, sign=False)} points (paired t-test, two-sided alpha {alpha:g}, "
-                f"power {power:g}, SD of the per-seed differences {_points(sd, sign=False)} points).")
-    out["text"] = text + (_vote_sentence(vote) if vote is not None else "")
-    return out

@@ -27,9 +27,11 @@ def _header(report: RetrainReport) -> list[str]:
     return [f"# kdtune retrain of `{report.experiment_name}`", "",
             _model_line("KD student", report.student, report.config),
             _model_line("CE-only baseline", report.baseline, report.baseline_config),
-            f"- seeds: {', '.join(map(str, report.seeds))} (the same for both); each run keeps "
-            f"its best full-validation evaluation by {report.selection_metric}; torch threads "
-            f"{report.threads}, device {report.device}",
+            f"- seeds: {', '.join(map(str, report.seeds))} (the same for both), all fresh: the "
+            f"search and its confirm stage trained with seeds "
+            f"{', '.join(map(str, report.search_seeds)) or 'none'}, none of which is re-used; "
+            f"each run keeps its best full-validation evaluation by {report.selection_metric}; "
+            f"torch threads {report.threads}, device {report.device}, {report.execution}",
             f"- data: `{data['source']}`: {data['rows']['train']} train / {data['rows']['val']} "
             f"validation / {data['rows']['test']} held-out test rows (the search never saw test)", ""]
 
@@ -44,7 +46,9 @@ def _tests_table(cmp_: dict[str, Any]) -> list[str]:
              points(seeds["mean_difference"]), "-", fmt_p(w["pvalue"])]]
     for key, label in (("majority_vote", "the seeds' majority vote"),
                        ("best_seed", "the best seed of each (by validation)")):
-        ex = cmp_["example_level"][key]
+        ex = cmp_["example_level"].get(key)
+        if ex is None:
+            continue
         b, m = ex["bootstrap"], ex["mcnemar"]
         rows.append(["over test examples", f"paired bootstrap ({b['n_resamples']})",
                      f"macro-F1 difference of {label}", points(ex["difference"]),
@@ -55,6 +59,34 @@ def _tests_table(cmp_: dict[str, Any]) -> list[str]:
     header = ["unit", "test", "estimate of", "estimate (points)", "95% CI of that estimate", "p"]
     return ["## Paired comparison on test macro-F1 (KD student - CE baseline)", "",
             md_table(header, rows), ""]
+
+
+def _looks(report: RetrainReport) -> list[str]:
+    d = report.design
+    rows = [[x["look"], x["seeds_run"], x["n"], x["kind"], points(x["mean_difference"]),
+             interval(x["ci_low"], x["ci_high"]),
+             interval(x["equivalence_ci_low"], x["equivalence_ci_high"]), fmt_p(x["pvalue"])]
+            for x in report.looks]
+    levels = ", ".join(f"{lv['seeds']} seeds: |t| >= {lv['superiority_t']:.3f} (nominal p "
+                       f"{fmt_p(lv['superiority_p'])}), equivalence t >= {lv['equivalence_t']:.3f}"
+                       for lv in d["levels"])
+    return ["## Decision", "", f"Equivalence margin ±{100 * d['margin']:.2f} points of test macro-F1; "
+            f"superiority two-sided alpha {d['alpha']:g}, equivalence alpha {d['equivalence_alpha']:g} "
+            f"per one-sided test; looks after {', '.join(map(str, d['looks']))} seeds, "
+            f"{d['spending']}. Corrected levels: {levels}.", "",
+            md_table(["look", "seeds", "paired", "decision", "mean difference (points)",
+                      "superiority CI", "equivalence CI", "p (nominal)"], rows), ""]
+
+
+def _ship(report: RetrainReport) -> list[str]:
+    rows = [[("**ship**" if report.ship["model"] == m else "alternative"), m, info["seed"],
+             f"{info['params']:,}", f"{info['weights_mb']:.1f}",
+             f"{info['latency']['latency_ms']:.2f}", f"`{info['dir']}`"]
+            for m, info in report.models.items()]
+    name = "the KD student" if report.ship["model"] == "student" else "the tuned CE baseline"
+    return ["## The model to ship", "", f"Ship **{name}**: {report.ship['reason']}. Both models' "
+            "best validation seeds are saved, each with its model card.", "",
+            md_table(["", "model", "seed", "parameters", "MB", "ms/example (batch 1)", "folder"], rows), ""]
 
 
 def _reproduction(rep: dict[str, Any]) -> list[str]:
@@ -72,22 +104,16 @@ def _reproduction(rep: dict[str, Any]) -> list[str]:
 def render_summary(report: RetrainReport, label_names: list[str]) -> str:
     s = report.summary
     means = [[metric_title(c), pm(s["student"][c]), pm(s["baseline"][c]), pm(s["difference"][c])]
-             for c in metric_columns(label_names)]
-    per_seed = [[r["model"], r["seed"], num(r["best_progress"]), r["val_macro_f1"],
+             for c in metric_columns(label_names) if c in s["student"]]
+    per_seed = [[r["model"], r["seed"], r["diverged"], num(r["best_progress"]), r["val_macro_f1"],
                  r["val_accuracy"], r["test_macro_f1"], r["test_accuracy"]]
                 for r in report.per_seed]
-    mdl = report.model
-    lines = [*_header(report), "## Verdict", "", report.verdict["text"], "",
-             "## Mean ± std over seeds (sample std, ddof = 1)", "",
+    lines = [*_header(report), "## Verdict", "", report.verdict["text"], "", *_looks(report),
+             "## Mean ± std over seeds (sample std, ddof = 1; seeds where neither diverged)", "",
              md_table(["metric", "KD student", "CE-only baseline", "difference (paired)"], means), "",
              "## Per seed", "",
-             md_table(["model", "seed", "best at epoch", "val macro-F1", "val accuracy",
+             md_table(["model", "seed", "diverged", "best at epoch", "val macro-F1", "val accuracy",
                        "test macro-F1", "test accuracy"], per_seed), "",
              *_tests_table(report.comparison), *_reproduction(report.reproduction),
-             "## Exported model", "",
-             f"Seed {mdl['seed']} (best validation macro-F1 of the KD student seeds) in "
-             f"`{mdl['dir']}`: {mdl['params']:,} parameters, {mdl['weights_mb']:.1f} MB, "
-             f"{mdl['latency']['latency_ms']:.2f} ms/example at batch 1 on "
-             f"{mdl['latency'].get('device', 'cpu')} (kdtune.latency protocol); see its README.md.",
-             ""]
+             *_ship(report)]
     return "\n".join(lines)
