@@ -64,22 +64,29 @@ def load_experiment(path: str | Path) -> Any:
 
 
 def check_retrain_options(*, seeds: int | str, max_seeds: int, round_size: int, margin: float,
-                          epochs: int | None, threads: int | None, bootstrap: int) -> None:
-    """Range checks of the retrain's options: :class:`ConfigError` naming the option."""
-    if seeds != "auto" and not isinstance(seeds, int):
-        raise ConfigError("seeds", f"a whole number or 'auto', got {seeds!r}")
+                          epochs: int | None, threads: int | None, bootstrap: int,
+                          prefix: str = "") -> int | str:
+    """Range checks of the retrain's options (``prefix`` "--" names them as flags); returns
+    ``seeds`` as an int or "auto". Raises :class:`ConfigError` naming the option."""
+    from kdtune.retrain.decision import MAX_SEEDS_RUN
+
+    if seeds != "auto":
+        try:
+            seeds = int(seeds)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{prefix}seeds", f"a whole number or 'auto', got {seeds!r}") from None
     for flag, value, least in (("seeds", None if seeds == "auto" else seeds, 1),
                                ("max-seeds", max_seeds if seeds == "auto" else None, 3),
                                ("round", round_size, 1), ("epochs", epochs, 1),
                                ("threads", threads, 1), ("bootstrap", bootstrap, 100)):
         if value is not None and value < least:
-            raise ConfigError(flag, f"must be at least {least}, got {value}")
-    from kdtune.retrain.decision import MAX_SEEDS_RUN
-
-    if max_seeds > MAX_SEEDS_RUN:
-        raise ConfigError("max-seeds", f"must be at most {MAX_SEEDS_RUN}, got {max_seeds}")
+            raise ConfigError(f"{prefix}{flag}", f"must be at least {least}, got {value}")
+    if max_seeds > MAX_SEEDS_RUN or (seeds != "auto" and seeds > MAX_SEEDS_RUN):
+        raise ConfigError(f"{prefix}max-seeds", f"at most {MAX_SEEDS_RUN} seeds, got "
+                          f"{max(max_seeds, 0 if seeds == 'auto' else seeds)}")
     if not 0 < margin < 100:
-        raise ConfigError("margin", f"points of macro-F1 in (0, 100), got {margin:g}")
+        raise ConfigError(f"{prefix}margin", f"points of macro-F1 in (0, 100), got {margin:g}")
+    return seeds
 
 
 def retrain_experiment(path: str | Path, *, seeds: int | str = "auto", max_seeds: int = 10,
@@ -97,8 +104,8 @@ def retrain_experiment(path: str | Path, *, seeds: int | str = "auto", max_seeds
     from kdtune.retrain.run import run_retrain
     from kdtune.retrain.sequential import SPENDING, Design, schedule
 
-    check_retrain_options(seeds=seeds, max_seeds=max_seeds, round_size=round_size, margin=margin,
-                          epochs=epochs, threads=threads, bootstrap=bootstrap)
+    seeds = check_retrain_options(seeds=seeds, max_seeds=max_seeds, round_size=round_size,
+                                  margin=margin, epochs=epochs, threads=threads, bootstrap=bootstrap)
     if spending not in SPENDING:
         raise ConfigError("spending", f"one of {', '.join(SPENDING)}, got {spending!r}")
     looks = schedule(max_seeds, 3, round_size) if seeds == "auto" else (int(seeds),)

@@ -21,6 +21,7 @@ import yaml
 
 from kdtune.errors import ConfigError, check
 from kdtune.params import CE_ALPHA, KD_ONLY, SEED_ALPHA, SEED_TEMPERATURE, TrainParams, validate_hparams
+from kdtune.strategies import STRATEGIES, strategy
 
 #: Hyperparameters a search space may tune; each is also a field of :class:`TrainParams`.
 SEARCHABLE = ("alpha", "temperature", "learning_rate", "weight_decay", "warmup_fraction",
@@ -181,8 +182,12 @@ class SearchConfig:
     f1_tolerance: float = 0.005  # Pareto choice: fastest point within this of the best metric
     loggers: list[str] = field(default_factory=list)  # mlflow, tensorboard, wandb
     mlflow_tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI, else <experiment>/mlruns
+    strategy: str = "tpe_asha"  # kdtune.strategies.STRATEGIES: tpe_asha, random_asha, tpe, grid
+    grid: dict[str, list[float]] | None = None  # the grid strategy's values per parameter
 
     def __post_init__(self) -> None:
+        check(self.strategy in STRATEGIES, "search.strategy",
+              f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         check(self.metric in METRICS, "search.metric", f"must be one of {METRICS}")
         check(self.mode in ("max", "min"), "search.mode", "must be 'max' or 'min'")
         check(self.num_samples >= 1, "search.num_samples", "must be >= 1")
@@ -345,6 +350,7 @@ class ExperimentConfig:
                               f"range must contain the anchor value {point[p.name]} (from "
                               f"train.{p.name}); widen it or set search.anchors: false")
         self._check_budget()
+        strategy(self.search.strategy).check(self)
 
     def _check_teachers(self) -> None:
         t = self.train
@@ -375,7 +381,7 @@ class ExperimentConfig:
               f"({warmup:g} epochs); raise it or lower train.warmup_fraction")
 
     def _check_budget(self) -> None:
-        arms = self.arms()
+        arms = self._default_arms()
         ce = next((a for a in arms if a.name == ARM_CE), None)
         kd = next(a for a in arms if a.name == ARM_KD)
         n = self.search.num_samples
@@ -425,6 +431,11 @@ class ExperimentConfig:
         return self.search.baseline
 
     def arms(self) -> list[Arm]:
+        """The arms as ``search.strategy`` plans them (kdtune.strategies): by default the KD arm
+        and, with a tuned baseline, the CE-only arm, anchors first."""
+        return strategy(self.search.strategy).plan(self, self._default_arms())
+
+    def _default_arms(self) -> list[Arm]:
         """The KD arm and, with a tuned baseline, the CE-only arm (its share of num_samples)."""
         s, anchors, mode = self.search, self.search.anchors, self.baseline_mode
         if "alpha" not in self.searched:
@@ -443,7 +454,7 @@ class ExperimentConfig:
 
     def anchor_points(self) -> list[dict[str, Any]]:
         """Every anchor of every arm (as the arms' trials see them, pinned values included)."""
-        return [{**dict(a.pinned), **p} for a in self.arms() for p in a.points]
+        return [{**dict(a.pinned), **p} for a in self._default_arms() for p in a.points]
 
     def protected_anchors(self) -> list[dict[str, Any]]:
         """Anchors ASHA never stops: with a fixed baseline the report compares against them.
@@ -477,6 +488,18 @@ def _type_ok(value: Any, annotation: Any) -> tuple[bool, Any]:
             if ok:
                 return True, coerced
         return False, value
+    if origin is dict:
+        if not isinstance(value, dict):
+            return False, value
+        key_t, item_t = typing.get_args(annotation) or (Any, Any)
+        out_d = {}
+        for k, item in value.items():
+            ok_k, k2 = _type_ok(k, key_t)
+            ok, coerced = _type_ok(item, item_t)
+            if not (ok_k and ok):
+                return False, value
+            out_d[k2] = coerced
+        return True, out_d
     if origin is list:
         if not isinstance(value, list):
             return False, value
@@ -527,6 +550,9 @@ def _describe(annotation: Any) -> str:
     if origin is list:
         (item_t,) = typing.get_args(annotation)
         return f"a list of {_describe(item_t).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        _, item_t = typing.get_args(annotation)
+        return f"a mapping of names to {_describe(item_t).removeprefix('a ')}"
     return _TYPE_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 

@@ -2,7 +2,7 @@
 
 :class:`TrainParams` is the ``train:`` section of a search space, the fixed values every trial
 starts from, and what :class:`kdtune.trainer.Trainer` reads. A trial's *hparams* is one flat
-dict: the fixed values with the sampled ones merged over them (:meth:`TrainParams.merged`).
+dict: the fixed values with the sampled ones merged over them.
 Torch-free, so that bad input is refused before anything heavy is imported.
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdtune.errors import ConfigError, check
+from kdtune.losses import FEATURE_LOSSES, LOGIT_LOSSES
 
 #: The seed report's recipe, kdtune's "seed default" reference point (alpha 0.7, T 3).
 SEED_ALPHA = 0.7
@@ -77,7 +78,8 @@ class TrainParams:
     seed: int = 0
     group_by_length: bool = True
     beta: float = 0.0  # weight of the hidden-state (feature) loss; 0 = logits-only KD
-    feature_loss: str = "mse"  # mse or cosine, between projected student and teacher states
+    logit_loss: str = "kl"  # kdtune.losses.LOGIT_LOSSES: kl (Hinton) or mse (logit matching)
+    feature_loss: str = "mse"  # kdtune.losses.FEATURE_LOSSES: mse or cosine
     teacher_combine: str = "weighted"  # several teachers: weighted logits, or by confidence
     teacher_weights: list[float] | None = None  # one per teacher (main first); null = equal
     teacher_weight: float | None = None  # two teachers: the main one's weight (searchable)
@@ -94,8 +96,10 @@ class TrainParams:
         check(self.eval_batch_size >= 1, f"{prefix}.eval_batch_size", "must be >= 1")
         check(self.nan_check_every >= 1, f"{prefix}.nan_check_every", "must be >= 1")
         check(self.feature_cache_max_mb >= 0, f"{prefix}.feature_cache_max_mb", "must be >= 0")
-        check(self.feature_loss in ("mse", "cosine"), f"{prefix}.feature_loss",
-              f"must be 'mse' or 'cosine', got {self.feature_loss!r}")
+        for name, registry in (("logit_loss", LOGIT_LOSSES), ("feature_loss", FEATURE_LOSSES)):
+            value = getattr(self, name)
+            check(value in registry, f"{prefix}.{name}",
+                  f"must be one of {', '.join(map(repr, registry))}, got {value!r}")
         check(self.teacher_combine in ("weighted", "confidence"), f"{prefix}.teacher_combine",
               f"must be 'weighted' or 'confidence', got {self.teacher_combine!r}")
         if self.teacher_weights is not None:

@@ -27,7 +27,7 @@ from torch import nn
 from kdtune.batches import DeviceSplit, Encoded, batch_indices, stratified_subset
 from kdtune.devices import autocast, best_device, inference_batch_size
 from kdtune.feature_kd import FeatureKD
-from kdtune.losses import kd_loss
+from kdtune.losses import logit_loss
 from kdtune.params import TrainParams
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ class Trainer:
         self.train = DeviceSplit(train, self.device, targets)
         self.val, self.val_labels = DeviceSplit(val, self.device), val.labels
         self.features = features.to(self.device) if features is not None and params.beta > 0 else None
+        self.logit_loss = logit_loss(params.logit_loss)  # chosen by name: kdtune.losses
         self.steps_per_epoch = math.ceil(len(train) / params.batch_size)
         evals = max(1, round(1.0 / params.eval_every))
         self.eval_steps = evaluation_points(self.steps_per_epoch, evals)
@@ -237,8 +238,8 @@ class Trainer:
             out = self.model(**batch, output_hidden_states=self.features is not None)
         logits = out.logits
         if "teacher" in self.train.targets:
-            parts = kd_loss(logits, self.train.targets["teacher"][index_t], labels, p.alpha,
-                            p.temperature)
+            parts = self.logit_loss(logits, self.train.targets["teacher"][index_t], labels, p.alpha,
+                                    p.temperature)
         else:
             ce = nn.functional.cross_entropy(logits.float(), labels)
             parts = (ce, ce, torch.zeros((), device=self.device))

@@ -175,6 +175,25 @@ def test_constant_difference_has_no_p_value():
     assert small["kind"] == "equivalent" and small["pvalue"] is None
 
 
+def test_kd_is_ce_is_the_same_model():
+    from kdtune.retrain.decision import kd_is_ce
+
+    out = kd_is_ce(FIXED5, 5)
+    assert out["kind"] == "equivalent" and out["same_model"] and "CE-only" in out["text"]
+    assert ship_choice(out, {"student": [], "baseline": []}, {"student": 1, "baseline": 1})[
+        "model"] == "student"
+
+
+def test_vote_sentence_puts_the_bootstrap_ci_beside_the_vote_difference():
+    from kdtune.retrain.decision import vote_sentence
+
+    vote = {"difference": 0.0119, "bootstrap": {"ci_low": -0.0021, "ci_high": 0.0258,
+                                                "confidence": 0.95}, "mcnemar": {"pvalue": 0.40}}
+    assert vote_sentence(vote) == (" On the seeds' majority-vote predictions the difference is "
+                                   "+1.19 points (paired bootstrap 95% CI [-0.21, +2.58]; exact "
+                                   "McNemar p = 0.4).")
+
+
 def test_one_seed_is_inconclusive():
     out = decide([0.01], Design.fixed(1))
     assert out["kind"] == "inconclusive" and out["pvalue"] is None

@@ -69,3 +69,39 @@ def test_rejects_bad_hyperparameters(alpha, temperature):
 
 REGRESSION_LOSS = 1.354098916053772
 
+
+
+def test_logit_mse_hand_computed_and_registered():
+    from kdtune.losses import LOGIT_LOSSES, logit_loss, logit_mse_loss
+
+    # student (0, 0), teacher (ln 3, 0): MSE = (ln 3)^2 / 2 = 1.0986123^2 / 2 = 0.6034745
+    # CE of (0, 0) with label 0 = ln 2 = 0.6931472; alpha 0.25: 0.25 * 0.6931472 + 0.75 * 0.6034745
+    # = 0.1732868 + 0.4526059 = 0.6258927 (temperature plays no part)
+    s, t, y = torch.tensor([[0.0, 0.0]]), torch.tensor([[math.log(3.0), 0.0]]), torch.tensor([0])
+    for temperature in (1.0, 7.0):
+        parts = logit_mse_loss(s, t, y, alpha=0.25, temperature=temperature)
+        assert parts.kd.item() == pytest.approx(0.6034745, abs=1e-6)
+        assert parts.loss.item() == pytest.approx(0.6258927, abs=1e-6)
+    assert LOGIT_LOSSES["kl"] is kd_loss and logit_loss("mse") is logit_mse_loss
+    with pytest.raises(ValueError, match="unknown logit loss 'nope'"):
+        logit_loss("nope")
+
+
+def test_a_registered_loss_is_a_valid_config_value():
+    """Registering is all it takes: the config accepts the name, the trainer uses the function."""
+    from kdtune.errors import ConfigError
+    from kdtune.losses import LOGIT_LOSSES, register_logit_loss
+    from kdtune.params import TrainParams
+
+    with pytest.raises(ConfigError, match="train.logit_loss: must be one of 'kl', 'mse'"):
+        TrainParams(logit_loss="half_kl")
+
+    @register_logit_loss("half_kl")
+    def half_kl(student, teacher, labels, alpha, temperature):
+        parts = kd_loss(student, teacher, labels, alpha, temperature)
+        return parts._replace(loss=0.5 * parts.loss)
+
+    try:
+        assert TrainParams(logit_loss="half_kl").logit_loss == "half_kl"
+    finally:
+        del LOGIT_LOSSES["half_kl"]

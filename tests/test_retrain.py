@@ -1,7 +1,8 @@
-"""``python -m kdtune.retrain``: seeds, baseline, paired statistics, reproduction, export, bad input.
+"""``python -m kdtune.retrain``: fresh seeds, baseline, decision, reproduction, both models, bad input.
 
-One small real search (search_spaces/smoke.yaml, 3 trials) runs once for the module; one
-re-training with two seeds then serves every check on its outputs.
+The session's small real search (search_spaces/smoke.yaml) is copied once for the module; one
+re-training with two fresh seeds (side by side as Ray tasks, plus the trial's reproduction run)
+then serves every check on its outputs.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def retrained(experiment: Path) -> dict[str, Any]:
     previous = Path.cwd()
     os.chdir(ROOT)
     try:
-        assert retrain.main([str(experiment), "--seeds", str(SEEDS), "--bootstrap", "200"]) == 0
+        assert retrain.main([str(experiment), "--seeds", str(SEEDS), "--bootstrap", "200",
+                             "--check-reproduction"]) == 0
     finally:
         os.chdir(previous)
     out = experiment / "retrain"
@@ -65,7 +67,8 @@ def retrained(experiment: Path) -> dict[str, Any]:
 def test_compares_the_kd_pick_with_the_tuned_ce_pick(retrained: dict[str, Any]) -> None:
     out, report, picks = retrained["dir"], retrained["report"], retrained["picks"]
     for rel in ("retrain.json", "per_seed.csv", "summary.md", "model/README.md",
-                "model/config.json", "model/model.safetensors", "model/tokenizer_config.json"):
+                "model/config.json", "model/model.safetensors", "model/tokenizer_config.json",
+                "alternative/README.md", "alternative/model.safetensors"):
         assert (out / rel).is_file(), rel
     trials = retrained["trials"].set_index("trial_id")
     student, baseline = report["student"]["trial_id"], report["baseline"]["trial_id"]
@@ -82,14 +85,29 @@ def test_compares_the_kd_pick_with_the_tuned_ce_pick(retrained: dict[str, Any]) 
     summary = (out / "summary.md").read_text()
     verdict = summary.split("## Verdict\n\n", 1)[1].splitlines()[0]
     assert verdict == report["verdict"]["text"]
-    assert report["verdict"]["kind"] in ("kd_better", "no_difference", "kd_worse")
+    assert report["verdict"]["kind"] in retrain.KINDS
+    assert report["verdict"]["margin"] == 0.005 and "±0.50" in report["verdict"]["text"]
+    assert report["design"]["looks"] == [SEEDS] and len(report["looks"]) == 1
     assert "±" in summary and "McNemar" in summary and "bootstrap" in summary
+    assert "## Decision" in summary and "## The model to ship" in summary
+
+
+def test_verdict_seeds_are_fresh(retrained: dict[str, Any], experiment: Path) -> None:
+    report = retrained["report"]
+    trials = retrained["trials"]
+    confirm = pd.read_csv(experiment / "confirm.csv", dtype={"trial_id": str})
+    ran = {int(json.loads(h)["seed"]) for h in trials["hparams"]} | set(confirm["seed"].astype(int))
+    ran |= {int(report["config"]["seed"]), int(report["baseline_config"]["seed"])}
+    assert ran == {0, 1}  # every trial at seed 0, the confirm runs at seed 1
+    assert set(report["search_seeds"]) == ran
+    assert not set(report["seeds"]) & ran and len(report["seeds"]) == SEEDS
+    assert report["seeds"] == [2, 3]
+    summary = (retrained["dir"] / "summary.md").read_text()
+    assert "all fresh" in summary and "none of which is re-used" in summary
 
 
 def test_mean_std_match_per_seed_values(retrained: dict[str, Any]) -> None:
     frame, report = retrained["per_seed"], retrained["report"]
-    base_seed = report["config"]["seed"]
-    assert report["seeds"] == [base_seed + i for i in range(SEEDS)]
     for model in ("student", "baseline"):
         rows = frame[frame["model"] == model]
         assert sorted(rows["seed"]) == report["seeds"]  # the same seeds for both
@@ -132,20 +150,35 @@ def test_reproduces_the_trial(retrained: dict[str, Any]) -> None:
     assert rep["best_progress"] == pytest.approx(float(trial["best_progress"]))
     assert rep["trial_val_macro_f1"] == pytest.approx(float(trial["best_val_macro_f1"]))
     assert abs(rep["difference"]) <= 0.005 and rep["within_tolerance"] is True, rep
-    first = retrained["report"]["runs"]["student"][0]
-    assert first["seed"] == retrained["report"]["config"]["seed"]
-    row = next(h for h in first["history"] if h["progress"] == rep["best_progress"])
-    assert row["val_macro_f1"] == rep["retrained_val_macro_f1"]
+    # its own run at the trial's seed, never one of the verdict's seeds
+    assert rep["seed"] == retrained["report"]["config"]["seed"]
+    assert rep["seed"] not in retrained["report"]["seeds"]
+    assert all(r["seed"] != rep["seed"] for r in retrained["report"]["runs"]["student"])
 
 
-def test_exported_model_and_its_card(retrained: dict[str, Any]) -> None:
+def test_both_models_saved_and_the_one_to_ship_named(retrained: dict[str, Any]) -> None:
     from huggingface_hub import ModelCard
     from transformers import pipeline
 
+    report, frame = retrained["report"], retrained["per_seed"]
+    ship = report["ship"]["model"]
+    other = "baseline" if ship == "student" else "student"
+    # the decision decides: KD ships only when better or equivalent (same student size here)
+    kind = report["verdict"]["kind"]
+    assert (ship == "student") == (kind in ("kd_better", "equivalent")), (kind, ship)
+    assert report["model"] == report["models"][ship]
+    for name, folder in ((ship, retrained["dir"] / "model"), (other, retrained["dir"] / "alternative")):
+        info = report["models"][name]
+        rows = frame[frame["model"] == name]
+        assert info["seed"] == int(rows.loc[rows["val_macro_f1"].idxmax(), "seed"])
+        card = ModelCard.load(folder / "README.md")
+        best = rows[rows["seed"] == info["seed"]].iloc[0]
+        macro = next(r for r in card.data.eval_results if r.metric_name == "test macro-F1")
+        assert macro.metric_value == pytest.approx(best["test_macro_f1"])
+        said = "This is the model to ship" if name == ship else "NOT the model kdtune recommends"
+        assert said in card.text and report["ship"]["reason"] in card.text
+        assert info["params"] > 0 and info["latency"]["latency_ms"] > 0
     folder = retrained["dir"] / "model"
-    model_info = retrained["report"]["model"]
-    students = retrained["per_seed"][retrained["per_seed"]["model"] == "student"]
-    assert model_info["seed"] == int(students.loc[students["val_macro_f1"].idxmax(), "seed"])
     config = json.loads((folder / "config.json").read_text())
     assert [config["id2label"][str(i)] for i in range(len(LABELS))] == LABELS
     classifier = pipeline("text-classification", model=str(folder), device="cpu")
@@ -153,12 +186,36 @@ def test_exported_model_and_its_card(retrained: dict[str, Any]) -> None:
     assert all(o["label"] in LABELS for o in out), out
     card = ModelCard.load(folder / "README.md")
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
-    best = students[students["seed"] == model_info["seed"]].iloc[0]
-    macro = next(r for r in card.data.eval_results if r.metric_name == "test macro-F1")
-    assert macro.metric_value == pytest.approx(best["test_macro_f1"])
     for needle in ("ms at batch 1", "±", "parameters", "MB", "Hyperparameters", "Verdict"):
         assert needle in card.text, needle
-    assert model_info["params"] > 0 and model_info["latency"]["latency_ms"] > 0
+
+
+def test_a_diverged_seed_is_a_failure_never_scored_silently(experiment: Path) -> None:
+    """A KD config that diverges (learning rate 50) on every seed: reported per seed, left out
+    of the paired test, counted against KD, and the CE baseline ships."""
+    from kdtune.pipeline import prepare
+    from kdtune.retrain.pool import RunPool
+    from kdtune.retrain.rounds import run_rounds
+    from kdtune.retrain.run import _failure_sentence
+    from kdtune.retrain.ship import ship_choice
+
+    record = Record(experiment)
+    cfg = record.config()
+    choice = retrain.choose(record, cfg)
+    choice.student.hparams = {**choice.student.hparams, "learning_rate": 50.0}
+    prep = prepare(cfg)
+    pool = RunPool(prep.trial_data(cfg), prep.encoded["test"], threads=1, cpus=1, gpus=0,
+                   metric="val_macro_f1", mode="max", device=prep.device, sequential=True)
+    outcome = run_rounds(pool, {"student": choice.student, "baseline": choice.baseline},
+                         retrain.Design.fixed(2), [10, 11], epochs=1)
+    assert [r.diverged for r in outcome.runs["student"]] == [True, True]
+    assert [r.diverged for r in outcome.runs["baseline"]] == [False, False]
+    assert outcome.failures() == {"student": [10, 11], "baseline": []}
+    assert outcome.paired() == ([], [])  # never scored in the comparison
+    assert outcome.decision["kind"] == "inconclusive" and outcome.decision["n"] == 0
+    assert "diverged on seed(s) 10, 11 of 2" in _failure_sentence(outcome.failures(), 2)
+    ship = ship_choice({"kind": "kd_better"}, outcome.failures(), {"student": 1, "baseline": 1})
+    assert ship["model"] == "baseline"
 
 
 def test_choose_defaults_to_the_picks_and_takes_trials(experiment: Path) -> None:
@@ -202,6 +259,9 @@ def _no_trial_experiment(experiment: Path, tmp_path: Path, keep_csv: bool) -> Pa
     ("negative-seeds", "--seeds"),
     ("zero-epochs", "--epochs"),
     ("zero-threads", "--threads"),
+    ("words-for-seeds", "--seeds"),
+    ("zero-margin", "--margin"),
+    ("too-few-max-seeds", "--max-seeds"),
 ])
 def test_bad_input_exits_2_with_one_line(case: str, field: str, experiment: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -224,6 +284,9 @@ def test_bad_input_exits_2_with_one_line(case: str, field: str, experiment: Path
         "negative-seeds": lambda: [exp, "--seeds", "-1"],
         "zero-epochs": lambda: [exp, "--epochs", "0"],
         "zero-threads": lambda: [exp, "--threads", "0"],
+        "words-for-seeds": lambda: [exp, "--seeds", "many"],
+        "zero-margin": lambda: [exp, "--margin", "0"],
+        "too-few-max-seeds": lambda: [exp, "--max-seeds", "2"],
     }[case]()
     capsys.readouterr()
     assert retrain.main(argv) == 2

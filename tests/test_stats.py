@@ -9,7 +9,6 @@ z_{0.975} = 1.959964, z_{0.8} = 0.841621.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -21,11 +20,7 @@ from kdtune.retrain.stats import (
     majority_vote,
     minimum_detectable_effect,
     seed_level_tests,
-    verdict_statement,
 )
-
-KEYS = {"kind", "text", "mean_difference", "ci_low", "ci_high", "pvalue", "n", "mde", "sd_difference",
-        "alpha", "power"}
 
 
 def _t4_two_sided_p(t: float) -> float:
@@ -160,117 +155,3 @@ def test_mde_scales_with_sd_and_edge_cases():
     assert minimum_detectable_effect(1.0, 2) > 1.0
     with pytest.raises(ValueError):
         minimum_detectable_effect(1.0, 5, alpha=0.05, power=0.01)
-
-
-# ---------------------------------------------------------------- verdict statement
-
-# student - baseline per seed: [0.010, 0.012, 0.006, 0.007, 0.010]; mean 0.009
-# deviations [1, 3, -3, -2, 1] * 1e-3, squares sum 24e-6, var 6e-6, sd 0.0024495,
-# se = sd / sqrt(5) = 0.0010954
-# t = 0.009 / 0.0010954 = 8.2158 (> t_{0.975,4} = 2.776445, so p < 0.05)
-# CI = 0.009 -/+ 2.776445 * 0.0010954 = 0.009 -/+ 0.0030414 = [0.005959, 0.012041] -> "[+0.60, +1.20]" points
-GAIN_STUDENT = [0.860, 0.865, 0.858, 0.862, 0.861]
-GAIN_BASELINE = [0.850, 0.853, 0.852, 0.855, 0.851]
-VOTE = {"difference": 0.0119, "bootstrap": {"ci_low": -0.0021, "ci_high": 0.0258, "confidence": 0.95},
-        "mcnemar": {"pvalue": 0.40}}
-
-
-def test_verdict_kd_better_puts_each_ci_beside_its_estimate():
-    out = verdict_statement(seed_level_tests(GAIN_STUDENT, GAIN_BASELINE), VOTE)
-    assert set(out) == KEYS
-    assert out["kind"] == "kd_better"
-    assert out["mean_difference"] == pytest.approx(0.009)
-    assert out["ci_low"] == pytest.approx(0.005959, abs=1e-6)
-    assert out["ci_high"] == pytest.approx(0.012041, abs=1e-6)
-    assert out["pvalue"] == pytest.approx(_t4_two_sided_p(8.215838), rel=1e-5)  # = 0.001196
-    assert out["sd_difference"] == pytest.approx(0.0024495, abs=1e-7)
-    text = out["text"]
-    assert text.startswith("KD beats tuned CE by +0.90 points of test macro-F1 "
-                           "(mean over 5 seeds, 95% CI [+0.60, +1.20], paired t-test p = 0.0012).")
-    # the bootstrap CI only beside the majority-vote difference, never beside the mean seed difference
-    assert ("On the seeds' majority-vote predictions the difference is +1.19 points "
-            "(paired bootstrap 95% CI [-0.21, +2.58]; exact McNemar p = 0.4).") in text
-    assert text.count("[-0.21, +2.58]") == 1
-    assert text.index("[-0.21, +2.58]") > text.index("majority-vote")
-    json.dumps(out, allow_nan=False)
-
-
-def test_verdict_kd_worse_needs_significance():
-    # the same seeds the other way round: mean -0.009, CI [-1.20, -0.60] points, the same p
-    out = verdict_statement(seed_level_tests(GAIN_BASELINE, GAIN_STUDENT), None)
-    assert out["kind"] == "kd_worse"
-    assert out["text"] == ("KD is worse than tuned CE by -0.90 points of test macro-F1 "
-                           "(mean over 5 seeds, 95% CI [-1.20, -0.60], paired t-test p = 0.0012).")
-    assert "majority-vote" not in out["text"]
-
-
-def test_verdict_non_significant_gain_reports_mde():
-    # differences [8, -2, 8, -2, 3] * 1e-3: mean 3e-3; deviations [5, -5, 5, -5, 0] * 1e-3,
-    # squares sum 100e-6, var 25e-6, sd 0.005; se = 0.005 / sqrt(5) = 0.0022361; t = 1.341641
-    # df = 4 closed form: p = 0.250815 (> 0.05)
-    # CI = 0.003 -/+ 2.776445 * 0.0022361 = 0.003 -/+ 0.0062083 = [-0.0032083, 0.0092083] -> [-0.32, +0.92]
-    # MDE = 1.681997 * 0.005 (the n = 5 factor checked by power above) = 0.0084100 -> 0.84 points
-    baseline = [0.85] * 5
-    student = [b + d for b, d in zip(baseline, [0.008, -0.002, 0.008, -0.002, 0.003], strict=True)]
-    out = verdict_statement(seed_level_tests(student, baseline), VOTE)
-    assert out["kind"] == "no_difference"
-    assert out["pvalue"] == pytest.approx(_t4_two_sided_p(1.341641), abs=1e-5)
-    assert out["mde"] == pytest.approx(0.0084100, abs=1e-6)
-    assert out["sd_difference"] == pytest.approx(0.005, abs=1e-9)
-    assert out["text"].startswith(
-        "No difference detectable at this power: the mean difference is +0.30 points of test macro-F1 "
-        "(95% CI [-0.32, +0.92], paired t-test p = 0.251); the minimum detectable effect at 5 seeds is "
-        "0.84 points (paired t-test, two-sided alpha 0.05, power 0.8, SD of the per-seed differences "
-        "0.50 points).")
-    assert "minimum detectable effect" in out["text"]
-    assert out["text"].index("[-0.21, +2.58]") > out["text"].index("majority-vote")
-
-
-def test_verdict_gain_only_from_learning_rate_is_no_difference():
-    # KD student vs a CE baseline tuned as hard (its own learning rate): same scores up to noise
-    # differences [1, -2, 1, 1, 1] * 1e-3: mean 0.4e-3; deviations [0.6, -2.4, 0.6, 0.6, 0.6] * 1e-3,
-    # squares sum 7.2e-6, var 1.8e-6, sd 1.341641e-3, se 0.6e-3, t = 0.4 / 0.6 = 0.666667
-    # df = 4 closed form: p = 0.541470; MDE = 1.681997 * 1.341641e-3 = 2.256636e-3 -> 0.23 points
-    student = [0.850, 0.848, 0.852, 0.851, 0.849]
-    baseline = [0.849, 0.850, 0.851, 0.850, 0.848]
-    out = verdict_statement(seed_level_tests(student, baseline), None)
-    assert out["kind"] == "no_difference"
-    assert out["pvalue"] == pytest.approx(_t4_two_sided_p(0.4 / 0.6), abs=1e-6)
-    assert out["pvalue"] == pytest.approx(0.541470, abs=1e-6)
-    assert out["mde"] == pytest.approx(2.256636e-3, abs=1e-8)
-    assert "the minimum detectable effect at 5 seeds is 0.23 points" in out["text"]
-
-
-def test_verdict_one_seed():
-    out = verdict_statement(seed_level_tests([0.86], [0.85]), None)
-    assert out["kind"] == "no_difference"
-    assert out["n"] == 1
-    assert out["pvalue"] is None and out["mde"] is None and out["sd_difference"] is None
-    assert out["ci_low"] is None and out["ci_high"] is None
-    assert "at least 2 seeds" in out["text"] and "unknown" in out["text"]
-    assert "+1.00 points" in out["text"]  # 0.86 - 0.85 = 0.01 -> +1.00 points
-    json.dumps(out, allow_nan=False)
-
-
-def test_verdict_kd_is_ce():
-    out = verdict_statement(seed_level_tests(GAIN_STUDENT, GAIN_BASELINE), VOTE, kd_is_ce=True)
-    assert set(out) == KEYS
-    assert out["kind"] == "kd_is_ce"
-    assert "CE-only" in out["text"] and "majority-vote" not in out["text"]
-
-
-def test_verdict_identical_scores_is_no_difference():
-    # zero differences: the t statistic is 0/0 (p NaN) -> no test, reported as None, and no difference
-    out = verdict_statement(seed_level_tests([0.8, 0.8], [0.8, 0.8]), None)
-    assert out["kind"] == "no_difference" and out["pvalue"] is None and out["mde"] == 0.0
-    json.dumps(out, allow_nan=False)
-
-
-def test_verdict_other_alpha_recomputes_the_interval():
-    # alpha 0.01: 99% CI = 0.009 -/+ t_{0.995,4} * 0.0010954 = 0.009 -/+ 4.604095 * 0.0010954
-    # = 0.009 -/+ 0.0050435 = [0.0039565, 0.0140435]
-    out = verdict_statement(seed_level_tests(GAIN_STUDENT, GAIN_BASELINE), None, alpha=0.01)
-    assert out["kind"] == "kd_better"  # p = 0.0012 < 0.01
-    assert out["ci_low"] == pytest.approx(0.0039565, abs=1e-6)
-    assert out["ci_high"] == pytest.approx(0.0140435, abs=1e-6)
-    assert "99% CI [+0.40, +1.40]" in out["text"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_rung_subset_is_sized_to_a_tenth_of_the_epoch():
     """Hand-computed: k extra evaluations of m rows cost k * m * 0.5 / n_train of an epoch."""
@@ -14,3 +16,54 @@ def test_rung_subset_is_sized_to_a_tenth_of_the_epoch():
     assert intermediate_rows(1200, 400, 1, 4) == 0  # one evaluation per epoch: the whole split
     assert evaluation_points(38, 2) == [19, 38]
     assert evaluation_points(5, 4) == [1, 2, 4, 5]
+
+
+def _rung(progress: float, f1: float, full: bool):
+    from kdtune.trainer import RungMetrics
+
+    return RungMetrics(progress=progress, epoch=int(progress + 0.999), step=int(10 * progress),
+                       loss=0.0, ce_loss=0.0, kd_loss=0.0, kd_ce_ratio=0.0, feature_loss=0.0,
+                       train_accuracy=0.0, val_accuracy=f1, val_macro_f1=f1, val_loss=1.0 - f1,
+                       val_rows=400 if full else 240, full_val=full)
+
+
+class _Holder:
+    """What KeepBest reads of a trainer: its model's weights."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.model = torch.nn.Linear(2, 2)
+
+
+def test_keep_best_never_selects_a_subset_score():
+    """The quickstart's teacher: a mid-epoch subset score (0.9091 at 1.5 epochs) above both
+    whole-split ones (0.8782, 0.8905) must not choose the weights; the best whole-split epoch
+    does. (The teacher stage kept the subset's weights before, scoring 0.89215.)"""
+    import torch
+
+    from kdtune.trainer import KeepBest
+
+    keep, holder = KeepBest("val_macro_f1", "max"), _Holder()
+    for progress, f1, full in ((0.5, 0.80, False), (1.0, 0.8782, True), (1.5, 0.9091, False),
+                               (2.0, 0.8905, True)):
+        with torch.no_grad():
+            holder.model.weight.fill_(progress)  # weights tell which evaluation was kept
+        keep(_rung(progress, f1, full), holder)
+    assert keep.score == 0.8905 and keep.progress == 2.0 and keep.epoch == 2
+    assert float(keep.state["weight"][0, 0]) == 2.0
+    low = KeepBest("val_loss", "min")  # a loss is minimised
+    for progress, f1, full in ((1.0, 0.80, True), (1.5, 0.99, False), (2.0, 0.70, True)):
+        low(_rung(progress, f1, full), holder)
+    assert low.progress == 1.0 and low.score == pytest.approx(0.2)
+
+
+def test_teacher_stage_selects_with_keep_best():
+    """The teacher's fine-tuning and the retrain's runs share the one whole-split rule."""
+    import inspect
+
+    from kdtune import teacher
+    from kdtune.retrain import runs
+
+    assert "KeepBest(" in inspect.getsource(teacher._fine_tune_once)
+    assert "KeepBest(" in inspect.getsource(runs.train_run)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from kdtune.strategies import SEED_GRID
+
 #: The dense grid (3 alpha x 3 T x 3 learning rates), over the quickstart's ranges
 #: (alpha [0, 1], T [1, 10], learning_rate [2e-5, 5e-4]). It holds the seed report's default
 #: (alpha 0.7, T 3) at the benchmark's train.learning_rate (1e-4): kdtune's first KD trial.
-ALPHAS = (0.3, 0.7, 0.9)
-TEMPERATURES = (1.0, 3.0, 9.0)
-LEARNING_RATES = (3e-5, 1e-4, 3e-4)
+ALPHAS = SEED_GRID["alpha"]  # kdtune's one definition: search.strategy grid runs this grid
+TEMPERATURES = SEED_GRID["temperature"]
+LEARNING_RATES = SEED_GRID["learning_rate"]
 SEEDS = (0, 1)
 PARAMS = ("alpha", "temperature", "learning_rate")
 SEED_DEFAULT = (0.7, 3.0, 1e-4)

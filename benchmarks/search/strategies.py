@@ -31,18 +31,39 @@ def asha_settings(settings: dict) -> dict:
     return {k: settings[k] for k in ("grace_period", "reduction_factor", "eval_every")}
 
 
-def main_strategies(settings: dict | None = None) -> list[Strategy]:
-    """The issue's six strategies (Optuna-native pruning in its two forms), ASHA-like ones at
-    ``settings``; TPE's random start is set from ``settings['num_samples']`` as in kdtune."""
+#: The labels the benchmark's tables use for kdtune's registered strategies.
+LABELS = {"tpe_asha": TPE_ASHA, "random_asha": RANDOM_ASHA, "tpe": "TPE", "grid": GRID}
+
+
+def registry_strategies(settings: dict | None = None) -> list[Strategy]:
+    """Every strategy of ``kdtune.strategies.STRATEGIES`` as the replay runs it: a strategy
+    registered there is benchmarked here with no other change (its ``replay`` sampler, ASHA when
+    it stops early, else every trial to the end)."""
+    from kdtune.strategies import STRATEGIES
+
     s = dict(RECOMMENDED if settings is None else settings)
     a, n = asha_settings(s), s["num_samples"]
     e = {"eval_every": s["eval_every"], "grace_period": s["grace_period"]}  # same rungs seen by all
+    out = []
+    for key, cls in STRATEGIES.items():
+        extra = {"startup_from": n} if cls.replay == "tpe" else {}
+        if cls.replay == "grid":
+            extra["workers"] = 1  # in order, one after another, as the seed report ran it
+        out.append(Strategy(LABELS.get(key, key), cls.replay, "asha" if cls.early_stopping else "none",
+                            **extra, **(a if cls.early_stopping else e)))
+    return out
+
+
+def main_strategies(settings: dict | None = None) -> list[Strategy]:
+    """kdtune's registered strategies, random search without early stopping, and Optuna-native
+    pruning in its two forms; ASHA-like ones at ``settings``; TPE's random start is set from
+    ``settings['num_samples']`` as in kdtune."""
+    s = dict(RECOMMENDED if settings is None else settings)
+    a, n = asha_settings(s), s["num_samples"]
+    e = {"eval_every": s["eval_every"], "grace_period": s["grace_period"]}
     return [
-        Strategy(GRID, "grid", "none", workers=1, **e),
+        *registry_strategies(settings),
         Strategy("random", "random", "none", **e),
-        Strategy(RANDOM_ASHA, "random", "asha", **a),
-        Strategy("TPE", "tpe", "none", startup_from=n, **e),
-        Strategy(TPE_ASHA, "tpe", "asha", startup_from=n, **a),
         Strategy("TPE + Optuna SuccessiveHalvingPruner", "tpe", "optuna_sh", workers=1,
                  startup_from=n, **a),
         Strategy("TPE + Optuna HyperbandPruner", "tpe", "optuna_hb", workers=1, startup_from=n, **a),

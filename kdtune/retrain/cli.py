@@ -24,22 +24,13 @@ PROG = "kdtune.retrain"
 EXIT_NOT_REPRODUCED = 1
 
 
-def _seeds(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or 'auto', got {value!r}") from None
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; a usage error exits 2 with one line."""
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("experiment", help="a finished search: results/<experiment> or its URI")
     p.add_argument("--trial", help="KD trial id from trials.csv (default: the recommended one)")
     p.add_argument("--baseline-trial", help="CE-only trial id (default: the tuned CE baseline)")
-    p.add_argument("--seeds", type=_seeds, default="auto",
+    p.add_argument("--seeds", default="auto",
                    help="fresh seeds per model, or 'auto' (default): rounds of seeds until the "
                         "decision is reached or --max-seeds is spent")
     p.add_argument("--max-seeds", type=int, default=10, help="seeds at most with --seeds auto (10)")
@@ -69,9 +60,9 @@ def check_args(args: argparse.Namespace) -> None:
     """Range checks argparse cannot express, as :class:`ConfigError` naming the flag."""
     from kdtune.api import check_retrain_options
 
-    check_retrain_options(seeds=args.seeds, max_seeds=args.max_seeds, round_size=args.round_size,
-                          margin=args.margin, epochs=args.epochs, threads=args.threads,
-                          bootstrap=args.bootstrap)
+    args.seeds = check_retrain_options(
+        seeds=args.seeds, max_seeds=args.max_seeds, round_size=args.round_size, margin=args.margin,
+        epochs=args.epochs, threads=args.threads, bootstrap=args.bootstrap, prefix="--")
 
 
 def print_report(report: RetrainReport) -> None:

@@ -95,11 +95,11 @@ def tune_run_name(plan: SearchPlan) -> str:
 
 
 def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
-    """The Tuner: TPE per arm (routed), ASHA on progress; returns (results of every run, s)."""
+    """The Tuner: a study per arm (routed), ASHA on progress unless the strategy says no;
+    returns (results of every run, seconds)."""
     from ray import tune
 
     from kdtune.trainable import kd_trial
-    from kdtune.tuning import RungASHA
 
     cfg, record = plan.cfg, plan.record
     record.fetch_optuna()
@@ -112,9 +112,7 @@ def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
         from ray.tune.search import ConcurrencyLimiter
 
         router = _router(plan)
-        scheduler = RungASHA(cfg.protected_anchors(), metric=cfg.search.metric, mode=cfg.search.mode,
-                             max_t=float(cfg.train.epochs), grace_period=cfg.search.grace_period,
-                             reduction_factor=cfg.search.reduction_factor)
+        scheduler = _scheduler(cfg)
         return tune.Tuner(trainable, run_config=_run_config(plan, name, "search"),
                           tune_config=tune.TuneConfig(
                               search_alg=ConcurrencyLimiter(router, max_concurrent=cfg.search.max_concurrent),
@@ -124,6 +122,20 @@ def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
     _fit(plan, name, make, trainable)
     seconds = time.perf_counter() - t0
     return load_results(plan, trainable, record.tune_runs()), seconds
+
+
+def _scheduler(cfg: ExperimentConfig) -> Any:
+    """ASHA on training progress when ``search.strategy`` stops trials early, else FIFO."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    from kdtune.strategies import strategy
+    from kdtune.tuning import RungASHA
+
+    if not strategy(cfg.search.strategy).early_stopping:
+        return FIFOScheduler()
+    return RungASHA(cfg.protected_anchors(), metric=cfg.search.metric, mode=cfg.search.mode,
+                    max_t=float(cfg.train.epochs), grace_period=cfg.search.grace_period,
+                    reduction_factor=cfg.search.reduction_factor)
 
 
 def _router(plan: SearchPlan) -> Any:

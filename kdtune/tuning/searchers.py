@@ -19,24 +19,19 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from optuna.samplers import TPESampler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from kdtune.config import ExperimentConfig, same_value
 from kdtune.params import effective
 from kdtune.record import schema as S
+from kdtune.strategies import strategy
 from kdtune.tuning.space import arm_space
 
 log = logging.getLogger(__name__)
 
 #: Consecutive duplicate proposals after which the space is taken to be exhausted.
 MAX_DUPLICATES_IN_A_ROW = 25
-
-
-def startup_trials(n: int) -> int:
-    """TPE's random start: a third of the arm's trials, between 2 and 10."""
-    return max(2, min(10, n // 3))
 
 
 class ArmSearcher(OptunaSearch):
@@ -193,7 +188,8 @@ class ArmRouter(Searcher):
 
 def build_router(cfg: ExperimentConfig, storage: Any,
                  previous: dict[str, dict[str, Any]] | None = None) -> ArmRouter:
-    """The searcher of a search: one TPE study per arm in ``storage`` (SQLite).
+    """The searcher of a search: one study per arm in ``storage`` (SQLite), sampled as
+    ``search.strategy`` says (TPE by default).
 
     ``previous`` (growing a finished search) are the trials already run: the studies hold them,
     the anchors are not enqueued again, and each arm keeps its share of the new total.
@@ -202,8 +198,9 @@ def build_router(cfg: ExperimentConfig, storage: Any,
     metric = s.objectives or s.metric
     mode = s.modes if s.objectives else s.mode
     arms, quotas, pinned = {}, {}, {}
+    plan = strategy(s.strategy)
     for i, arm in enumerate(cfg.arms()):
-        sampler = TPESampler(seed=s.seed + i, n_startup_trials=startup_trials(arm.num_samples))
+        sampler = plan.sampler(s.seed + i, arm.num_samples)
         name = cfg.name if arm.name == "kd" else f"{cfg.name}-{arm.name}"
         arms[arm.name] = ArmSearcher(
             space=OptunaSearch.convert_search_space(arm_space(arm.space)), metric=metric, mode=mode,
@@ -211,6 +208,6 @@ def build_router(cfg: ExperimentConfig, storage: Any,
             storage=storage, study_name=name,
             max_progress=float(cfg.train.epochs))
         quotas[arm.name], pinned[arm.name] = arm.num_samples, dict(arm.pinned)
-    router = ArmRouter(arms, quotas, pinned, metric, mode, s.num_samples)
+    router = ArmRouter(arms, quotas, pinned, metric, mode, sum(quotas.values()))
     router.seed_history(previous or {})
     return router
