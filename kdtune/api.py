@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kdtune.errors import ConfigError
+from kdtune.errors import ConfigError, SearchInterrupted
 
 
 def _space(space_or_path: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -38,8 +38,8 @@ def run_search(space_or_path: str | Path | dict[str, Any], *, address: str | Non
 
     ``overrides`` are top-level keys (``name``, ``results_dir``, ``cache_dir``) or whole
     sections as nested dicts merged into the space (``search={"num_samples": 6}`` keeps the
-    rest of ``search``). An interrupted search raises ``KeyboardInterrupt`` after keeping every
-    finished trial (resume it with ``python -m kdtune.search --resume <root>``).
+    rest of ``search``). An interrupted search raises :class:`kdtune.errors.SearchInterrupted`
+    (its ``root`` is the experiment) after keeping every finished trial.
     """
     from kdtune.config import merge_sections, parse_config
     from kdtune.record import load_experiment as load
@@ -51,8 +51,7 @@ def run_search(space_or_path: str | Path | dict[str, Any], *, address: str | Non
     plan = new_plan(cfg, overwrite=overwrite, address=address, report=report)
     outcome = run_plan(plan)
     if outcome.exit_code == EXIT_INTERRUPTED:
-        raise KeyboardInterrupt(f"search interrupted; resume it with python -m kdtune.search "
-                                f"--resume {plan.record.root}")
+        raise SearchInterrupted(plan.record.root)
     return load(plan.record.root)
 
 
@@ -61,6 +60,25 @@ def load_experiment(path: str | Path) -> Any:
     from kdtune.record import load_experiment as load
 
     return load(path)
+
+
+#: What ``retrain --set`` may change: how runs execute, never the data, teacher or recipe.
+RETRAIN_SETTABLE = ("search.cpus_per_trial", "search.gpus_per_trial", "search.max_concurrent",
+                    "train.eval_batch_size", "train.nan_check_every")
+
+
+def _with_sets(cfg: Any, sets: dict[str, Any]) -> Any:
+    from kdtune.config import parse_config, set_dotted
+
+    if not sets:
+        return cfg
+    raw = cfg.to_dict()
+    for key, value in sets.items():
+        if key not in RETRAIN_SETTABLE:
+            raise ConfigError(f"--set {key}", f"a retrain may change only {', '.join(RETRAIN_SETTABLE)}; "
+                              "the rest is the experiment's own config")
+        set_dotted(raw, key, value)
+    return parse_config(raw)
 
 
 def check_retrain_options(*, seeds: int | str, max_seeds: int, round_size: int, margin: float,
@@ -93,12 +111,15 @@ def retrain_experiment(path: str | Path, *, seeds: int | str = "auto", max_seeds
                        round_size: int = 2, margin: float = 0.5, spending: str = "obrien-fleming",
                        trial: str | None = None, baseline_trial: str | None = None,
                        epochs: int | None = None, bootstrap: int = 1000, threads: int | None = None,
-                       check_reproduction: bool = False, sequential: bool = False) -> Any:
+                       check_reproduction: bool = False, sequential: bool = False,
+                       sets: dict[str, Any] | None = None) -> Any:
     """Re-train the recommended KD config and the tuned CE baseline on fresh seeds (``seeds``
     of them, or ``"auto"``: rounds of ``round_size`` after a first look at 3, up to
     ``max_seeds``, stopping once decided) and decide with an equivalence ``margin`` in points;
     returns the :class:`~kdtune.retrain.report.RetrainReport` also written to
-    ``retrain/retrain.json`` (``verdict["kind"]`` is the decision, ``ship`` the model to ship)."""
+    ``retrain/retrain.json`` (``verdict["kind"]`` is the decision, ``ship`` the model to ship).
+    ``sets`` overrides dotted settings of the experiment's config where they change only how
+    the runs execute (``search.cpus_per_trial``, ``train.eval_batch_size``, ...)."""
     from kdtune.record import open_record
     from kdtune.retrain.choose import choose
     from kdtune.retrain.run import run_retrain
@@ -111,7 +132,7 @@ def retrain_experiment(path: str | Path, *, seeds: int | str = "auto", max_seeds
     looks = schedule(max_seeds, 3, round_size) if seeds == "auto" else (int(seeds),)
     design = Design(looks=looks, margin=margin / 100.0, spending=spending)
     record = open_record(path)
-    cfg = record.config()
+    cfg = _with_sets(record.config(), sets or {})
     return run_retrain(record, cfg, choose(record, cfg, trial, baseline_trial), design=design,
                        epochs=epochs, n_resamples=bootstrap, check_reproduction=check_reproduction,
                        threads=threads, sequential=sequential)

@@ -365,20 +365,30 @@ class ExperimentConfig:
 
     def _check_rungs(self) -> None:
         """ASHA's rungs fall on evaluations, after the warm-up, before the last epoch."""
-        s, t = self.search, self.train
+        t = self.train
         evals = round(1.0 / t.eval_every)
         check(abs(evals * t.eval_every - 1.0) < 0.01, "train.eval_every",
               f"must be 1/n of an epoch (1, 0.5, 0.25, 0.2, ...), got {t.eval_every}")
-        if s.grace_period is None:  # the first evaluation at or after 0.5 epochs and the warm-up
-            first = max(RUNG_GRACE, t.warmup_fraction * t.epochs)
-            s.grace_period = round(math.ceil(first * evals - 1e-9) / evals, 6)
-        steps = s.grace_period * evals
+        grace = self.grace_period
+        steps = grace * evals
         check(abs(steps - round(steps)) < 1e-4, "search.grace_period",
-              f"must be a multiple of train.eval_every ({t.eval_every:g}), got {s.grace_period}")
+              f"must be a multiple of train.eval_every ({t.eval_every:g}), got {grace}")
         warmup = t.warmup_fraction * t.epochs
-        check(s.grace_period >= warmup - 1e-9, "search.grace_period",
-              f"the first rung ({s.grace_period:g} epochs) comes before the end of the warm-up "
+        check(grace >= warmup - 1e-9, "search.grace_period",
+              f"the first rung ({grace:g} epochs) comes before the end of the warm-up "
               f"({warmup:g} epochs); raise it or lower train.warmup_fraction")
+
+    @property
+    def grace_period(self) -> float:
+        """ASHA's first rung in epochs: ``search.grace_period``, or when null the first
+        evaluation at or after max(0.5 epochs, the warm-up's end). Validation leaves the
+        section as written; this is the value the scheduler and the report use."""
+        s, t = self.search, self.train
+        if s.grace_period is not None:
+            return s.grace_period
+        evals = round(1.0 / t.eval_every)
+        first = max(RUNG_GRACE, t.warmup_fraction * t.epochs)
+        return round(math.ceil(first * evals - 1e-9) / evals, 6)
 
     def _check_budget(self) -> None:
         arms = self._default_arms()
@@ -466,6 +476,7 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["search"]["grace_period"] = self.grace_period  # the resolved config: the value used
         d["space"] = {p["name"]: {k: v for k, v in p.items() if k != "name" and v is not None}
                       for p in d["space"]}
         return d

@@ -16,3 +16,14 @@ def check(cond: bool, field_name: str, message: str) -> None:
     """Raise :class:`ConfigError` unless ``cond``."""
     if not cond:
         raise ConfigError(field_name, message)
+
+
+class SearchInterrupted(RuntimeError):
+    """A search stopped before it finished (Ctrl-C, a kill); every finished trial is kept.
+
+    ``root`` is the experiment, which ``python -m kdtune.search --resume <root>`` continues.
+    """
+
+    def __init__(self, root: str):
+        self.root = root
+        super().__init__(f"search interrupted; resume it with python -m kdtune.search --resume {root}")

@@ -20,4 +20,7 @@ def setup_logging(verbose: bool = False) -> None:
         logger.handlers.clear()
         logger.propagate = True
     logging.captureWarnings(True)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # Deprecations raised inside the libraries kdtune drives are theirs to fix and would
+    # otherwise print once per trial; kdtune's own (and the user's code's) still show.
+    for name in NOISY:
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=rf"{name}(\.|$)")

@@ -174,9 +174,12 @@ def test_rungs_inside_epochs_are_validated():
     # no grace period given: the first evaluation at or after 0.5 epochs and the warm-up's end
     del d["search"]["grace_period"]
     d["train"].update(epochs=10, warmup_fraction=0.1)
-    assert parse_config(d).search.grace_period == 1.0  # the warm-up ends at 1 epoch
+    cfg = parse_config(d)
+    assert cfg.grace_period == 1.0  # the warm-up ends at 1 epoch
+    assert cfg.search.grace_period is None  # validation leaves the section as written
+    assert cfg.to_dict()["search"]["grace_period"] == 1.0  # the resolved config saves the value
     d["train"].update(epochs=3, eval_every=1.0 / 3)
-    assert parse_config(d).search.grace_period == pytest.approx(2 / 3, abs=1e-6)
+    assert parse_config(d).grace_period == pytest.approx(2 / 3, abs=1e-6)
     d["search"]["grace_period"] = 0.6
     with pytest.raises(ConfigError) as err:
         parse_config(d)

@@ -262,6 +262,7 @@ def _no_trial_experiment(experiment: Path, tmp_path: Path, keep_csv: bool) -> Pa
     ("words-for-seeds", "--seeds"),
     ("zero-margin", "--margin"),
     ("too-few-max-seeds", "--max-seeds"),
+    ("set-the-data", "--set data.max_train"),
 ])
 def test_bad_input_exits_2_with_one_line(case: str, field: str, experiment: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -287,6 +288,7 @@ def test_bad_input_exits_2_with_one_line(case: str, field: str, experiment: Path
         "words-for-seeds": lambda: [exp, "--seeds", "many"],
         "zero-margin": lambda: [exp, "--margin", "0"],
         "too-few-max-seeds": lambda: [exp, "--max-seeds", "2"],
+        "set-the-data": lambda: [exp, "--set", "data.max_train=10"],
     }[case]()
     capsys.readouterr()
     assert retrain.main(argv) == 2

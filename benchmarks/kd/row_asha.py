@@ -125,7 +125,7 @@ def describe(s: Search) -> dict[str, Any]:
     return {"name": s.name, "folder": str(s.folder), "trial_epochs": s.trial_epochs,
             "best_val_macro_f1": s.best_f1, "search_seconds": s.search_seconds,
             "wall_seconds": s.wall_seconds, "status_counts": counts,
-            "grace_period": s.cfg.search.grace_period,
+            "grace_period": s.cfg.grace_period,
             "reduction_factor": s.cfg.search.reduction_factor,
             "trials": s.trials.drop(columns=[S.PATH, "hparams"], errors="ignore").to_dict(orient="records")}
 
@@ -137,11 +137,11 @@ def rows(searches: dict[str, Search]) -> list[Row]:
     arms = ", ".join(f"{k} {v}" for k, v in a.info.get("arms", {}).items())
     stopped = int((a.trials[S.STATUS] == S.STOPPED).sum())
     completed_ref = int((c.trials[S.STATUS] == S.COMPLETED).sum())
-    ideal = ideal_share(s.grace_period, t.epochs, s.reduction_factor, n, len(a.cfg.protected_anchors()))
-    marks = rungs(s.grace_period, t.epochs, s.reduction_factor)
+    ideal = ideal_share(a.cfg.grace_period, t.epochs, s.reduction_factor, n, len(a.cfg.protected_anchors()))
+    marks = rungs(a.cfg.grace_period, t.epochs, s.reduction_factor)
     setup = (f"{n} trials ({arms}), {t.epochs} epoch(s) each, validation every {t.eval_every:g} "
              f"epoch, baseline {a.cfg.baseline_mode}, anchors {'on' if s.anchors else 'off'}, TPE seed "
-             f"{s.seed}, {s.max_concurrent} concurrent; ASHA: grace {s.grace_period:g} epoch(s), "
+             f"{s.seed}, {s.max_concurrent} concurrent; ASHA: grace {a.cfg.grace_period:g} epoch(s), "
              f"reduction factor {s.reduction_factor}, rungs {marks}")
     raw = {k: describe(v) for k, v in searches.items()} | {"ideal_share": ideal}
     row_a = at_most(

@@ -141,7 +141,7 @@ def granted_note(exp: Experiment) -> str:
     return (f"{run:.2f} trial-epochs run of a budget of {budget} ({s.num_samples} trials x "
             f"{epochs} epochs) without early stopping: {why} saved {saved:.2f} "
             f"({100.0 * saved / budget:.0f}%). Progress is fractional: ASHA's rungs fall every "
-            f"{exp.cfg.train.eval_every:g} epoch, grace period {s.grace_period:g} epochs.")
+            f"{exp.cfg.train.eval_every:g} epoch, grace period {exp.cfg.grace_period:g} epochs.")
 
 
 def plot_training_granted(exp: Experiment, path: Path) -> tuple[Path | None, str]:

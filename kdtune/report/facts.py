@@ -57,7 +57,7 @@ def _trials(exp: Experiment) -> list[str]:
         counts = ", ".join(f"{n} {s}" for s, n in t[S.STATUS].value_counts().items())
         out.append(f"trials: {len(t)} of {cfg.search.num_samples} ({counts}); metric "
                    f"`{cfg.search.metric}` ({cfg.search.mode}), up to {cfg.train.epochs} epochs "
-                   f"each, ASHA grace {num(cfg.search.grace_period, 2)} epochs, reduction "
+                   f"each, ASHA grace {num(cfg.grace_period, 2)} epochs, reduction "
                    f"{cfg.search.reduction_factor}")
         dup = int((t[S.STATUS] == S.DUPLICATE).sum())
         if dup:

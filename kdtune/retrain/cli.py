@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kdtune.cli import ArgumentParser, fail
+from kdtune.cli import ArgumentParser, add_set_option, fail, parse_sets
 from kdtune.errors import ConfigError
 from kdtune.formatting import pm
 from kdtune.logs import setup_logging
@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="also re-run the search trial at its own seed (its own run, never one of "
                         "the verdict's seeds), and exit 1 if it does not reproduce the trial's "
                         "validation macro-F1 within 0.5 points")
+    add_set_option(p)  # only search.* and train.eval_batch_size: what runs where, never the data
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                                     baseline_trial=args.baseline_trial, epochs=args.epochs,
                                     bootstrap=args.bootstrap, threads=args.threads,
                                     check_reproduction=args.check_reproduction,
-                                    sequential=args.sequential)
+                                    sequential=args.sequential, sets=parse_sets(args.sets))
     except ConfigError as exc:
         return fail(PROG, exc)
     print_report(report)

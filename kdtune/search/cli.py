@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from kdtune.cli import ArgumentParser, fail
+from kdtune.cli import ArgumentParser, add_set_option, fail, parse_sets
 from kdtune.errors import ConfigError
 from kdtune.logs import setup_logging
 from kdtune.record import record as R
@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true",
                    help="validate the space and data, print the resolved config and budget, start nothing")
     p.add_argument("--no-report", action="store_true", help="do not render the report at the end")
+    add_set_option(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -55,14 +56,18 @@ def make_plan(args: argparse.Namespace) -> SearchPlan:
               "restart_errored": args.restart_errored}
     if args.resume == "" and args.space:  # --resume with no value: the experiment --name names
         args.resume = experiment_root(load_space(args.space, args.name, None, args.results_dir))
+    sets = parse_sets(args.sets)
     if args.resume is not None:
+        if sets:
+            raise ConfigError("--set", "a resumed search keeps its saved config; start a new "
+                              "experiment (--name) to change settings")
         if args.resume == "":
             raise ConfigError("--resume", "give results/<experiment>, or --space and --name")
         return resume_plan(args.resume, args.num_samples, **common)
     if not args.space:
         raise ConfigError("--space", "give a search-space YAML file, e.g. "
                           "--space search_spaces/alpha_temp.yaml")
-    cfg = load_space(args.space, args.name, args.num_samples, args.results_dir)
+    cfg = load_space(args.space, args.name, args.num_samples, args.results_dir, sets)
     return new_plan(cfg, overwrite=args.overwrite, dry_run=args.dry_run, **common)
 
 
@@ -70,7 +75,7 @@ def trial_budget(plan: SearchPlan) -> dict[str, Any]:
     """Upper bound of trial-epochs, ASHA's rungs, and each arm's trials."""
     cfg = plan.cfg
     s, epochs = cfg.search, cfg.train.epochs
-    rungs, t = [], s.grace_period
+    rungs, t = [], cfg.grace_period
     while t < epochs - 1e-9:
         rungs.append(round(t, 6))
         t *= s.reduction_factor

@@ -68,12 +68,12 @@ def run_confirm_stage(plan: SearchPlan, prep: Any, trials: pd.DataFrame) -> tupl
     """Run (or resume) the confirm runs; returns (their results, seconds)."""
     from ray import tune
 
-    from kdtune.search.run import _fit, _run_config, _trainable, load_results
+    from kdtune.search.run import fit_run, load_results, run_config, trainable_for
 
     cfg = plan.cfg
     latest = plan.record.tune_runs()[-1]  # tune -> tune_confirm, tune_2 -> tune_confirm_2
     name = R.TUNE_CONFIRM + latest[len(R.TUNE):]
-    trainable = _trainable(cfg, prep, confirm_trial)
+    trainable = trainable_for(cfg, prep, confirm_trial)
     configs = confirm_configs(trials, plan) if cfg.search.confirm.enabled else []
     if not configs:  # nothing (left) to confirm: the earlier stages' results
         return load_results(plan, trainable, confirm_runs(plan)), 0.0
@@ -82,12 +82,12 @@ def run_confirm_stage(plan: SearchPlan, prep: Any, trials: pd.DataFrame) -> tupl
 
     def make() -> Any:
         return tune.Tuner(trainable, param_space={"run": tune.grid_search(configs)},
-                          run_config=_run_config(plan, name, "confirm"),
+                          run_config=run_config(plan, name, "confirm"),
                           tune_config=tune.TuneConfig(max_concurrent_trials=cfg.search.max_concurrent,
                                                       reuse_actors=True))
 
     t0 = time.perf_counter()
-    _fit(plan, name, make, trainable)
+    fit_run(plan, name, make, trainable)
     return load_results(plan, trainable, confirm_runs(plan)), time.perf_counter() - t0
 
 

@@ -92,8 +92,9 @@ def resume_plan(root: str, num_samples: int | None = None, **kwargs: Any) -> Sea
 
 
 def load_space(space: str, name: str | None, num_samples: int | None,
-               results_dir: str | None) -> ExperimentConfig:
-    overrides: dict[str, Any] = {}
+               results_dir: str | None, sets: dict[str, Any] | None = None) -> ExperimentConfig:
+    """The space file with ``--set`` overrides, then the named flags, validated."""
+    overrides: dict[str, Any] = dict(sets or {})
     for key, value in (("name", name), ("search.num_samples", num_samples),
                        ("results_dir", results_dir)):
         if value is not None:

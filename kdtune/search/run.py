@@ -43,7 +43,7 @@ class Outcome:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _trainable(cfg: ExperimentConfig, prep: Any, fn: Any) -> Any:
+def trainable_for(cfg: ExperimentConfig, prep: Any, fn: Any) -> Any:
     from ray import tune
 
     s = cfg.search
@@ -53,7 +53,7 @@ def _trainable(cfg: ExperimentConfig, prep: Any, fn: Any) -> Any:
         {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
 
 
-def _run_config(plan: SearchPlan, name: str, kind: str) -> Any:
+def run_config(plan: SearchPlan, name: str, kind: str) -> Any:
     from ray import tune
 
     from kdtune.tracking import logger_callbacks
@@ -69,7 +69,7 @@ def _run_config(plan: SearchPlan, name: str, kind: str) -> Any:
         callbacks=[RecordCallback(plan.record, kind), *logger_callbacks(plan, kind)])
 
 
-def _fit(plan: SearchPlan, name: str, make_tuner: Any, trainable: Any) -> Any:
+def fit_run(plan: SearchPlan, name: str, make_tuner: Any, trainable: Any) -> Any:
     """Restore the Ray experiment ``name`` when resuming and it exists, else start it."""
     from ray import tune
 
@@ -103,7 +103,7 @@ def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
 
     cfg, record = plan.cfg, plan.record
     record.fetch_optuna()
-    trainable = _trainable(cfg, prep, kd_trial)
+    trainable = trainable_for(cfg, prep, kd_trial)
     name = tune_run_name(plan)
 
     def make() -> Any:
@@ -113,13 +113,13 @@ def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
 
         router = _router(plan)
         scheduler = _scheduler(cfg)
-        return tune.Tuner(trainable, run_config=_run_config(plan, name, "search"),
+        return tune.Tuner(trainable, run_config=run_config(plan, name, "search"),
                           tune_config=tune.TuneConfig(
                               search_alg=ConcurrencyLimiter(router, max_concurrent=cfg.search.max_concurrent),
                               scheduler=scheduler, num_samples=router.remaining(), reuse_actors=True))
 
     t0 = time.perf_counter()
-    _fit(plan, name, make, trainable)
+    fit_run(plan, name, make, trainable)
     seconds = time.perf_counter() - t0
     return load_results(plan, trainable, record.tune_runs()), seconds
 
@@ -134,7 +134,7 @@ def _scheduler(cfg: ExperimentConfig) -> Any:
     if not strategy(cfg.search.strategy).early_stopping:
         return FIFOScheduler()
     return RungASHA(cfg.protected_anchors(), metric=cfg.search.metric, mode=cfg.search.mode,
-                    max_t=float(cfg.train.epochs), grace_period=cfg.search.grace_period,
+                    max_t=float(cfg.train.epochs), grace_period=cfg.grace_period,
                     reduction_factor=cfg.search.reduction_factor)
 
 

@@ -1,0 +1,64 @@
+"""The ``kdtune`` command: subcommands, ``--version``, ``python -m kdtune``, ``--set`` overrides."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import kdtune
+from kdtune.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version_and_usage(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"kdtune {kdtune.__version__}"
+    assert main([]) == 2 and "search,report,retrain,export" in capsys.readouterr().out
+    assert main(["train"]) == 2
+    assert capsys.readouterr().err.strip() == ("kdtune: error: unknown subcommand 'train'; one of "
+                                               "search, report, retrain, export (see kdtune --help)")
+
+
+def test_python_dash_m_kdtune_and_the_console_script():
+    out = subprocess.run([sys.executable, "-m", "kdtune", "--version"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == f"kdtune {kdtune.__version__}"
+    script = shutil.which("kdtune")
+    if script is None:
+        pytest.skip("the kdtune console script is not on PATH (kdtune not pip-installed)")
+    out = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == f"kdtune {kdtune.__version__}"
+
+
+def test_set_overrides_reach_the_resolved_config(tmp_path, capsys):
+    rc = main(["search", "--space", "search_spaces/smoke.yaml", "--set", "train.epochs=1",
+               "--set", "search.strategy=random_asha", "--set", "search.grid={alpha: [0.5]}",
+               "--set", "train.learning_rate=3e-4", "--results-dir", str(tmp_path), "--dry-run"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    resolved = yaml.safe_load(out.split("budget:")[0])
+    assert resolved["train"]["epochs"] == 1 and resolved["train"]["learning_rate"] == 3e-4
+    assert resolved["search"]["strategy"] == "random_asha"
+    assert resolved["search"]["grid"] == {"alpha": [0.5]}
+    assert "max_epochs_per_trial: 1" in out
+
+
+@pytest.mark.parametrize("sets, field", [
+    (["trainepochs"], "--set"),
+    (["train.epochs=zero"], "train.epochs"),
+    (["train.nope=1"], "train.nope"),
+    (["search.strategy=hyperband"], "search.strategy"),
+])
+def test_bad_set_is_one_line(sets, field, tmp_path, capsys):
+    argv = ["search", "--space", "search_spaces/smoke.yaml", "--results-dir", str(tmp_path), "--dry-run"]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"kdtune.search: error: {field}"), err
