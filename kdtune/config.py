@@ -196,7 +196,9 @@ class SearchConfig:
               "must be > 0 (epochs)")
         check(self.reduction_factor >= 2, "search.reduction_factor", "must be >= 2")
         check(self.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
-        check(self.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
+        check(0 <= self.gpus_per_trial <= 1, "search.gpus_per_trial",
+              f"must be in [0, 1] (a trial trains on one GPU; a fraction shares one between "
+              f"trials), got {self.gpus_per_trial:g}")
         check(self.max_failures >= 0, "search.max_failures", "must be >= 0")
         check(self.baseline in BASELINES, "search.baseline",
               f"must be one of {', '.join(BASELINES)}, got {self.baseline!r}")

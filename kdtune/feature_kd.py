@@ -3,7 +3,8 @@
 Student block ``s`` is pulled towards teacher block ``t``'s hidden states through a learned
 linear projection when the widths differ. The teacher's states come from a cache (ragged like
 the token ids, float16, one ``[tokens, hidden]`` array per block, gathered per batch on the
-device when they fit ``device_cache_max_mb``, else on the host) or, when too large to cache,
+device when they fit the trial's share of the device budget, else on the host) or, when too
+large to cache (``train.feature_cache_max_mb``),
 from the teacher itself, batch by batch (``online``).
 """
 
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from kdtune.batches import gather_padded, to_device
-from kdtune.devices import autocast
+from kdtune.devices import autocast, same_device
 from kdtune.losses import feature_loss
 
 
@@ -28,8 +29,9 @@ class RaggedStates:
         self.flat = to_device(flat, device)
         self.starts = to_device(offsets[:-1], device)
         self.lengths = to_device(np.diff(offsets), device)
-        if device.type == "cpu" and torch.cuda.is_available():
-            self.flat = self.flat.pin_memory()  # host-resident on a GPU box: async copies
+        # Host-resident states (too large for the device budget) are gathered per batch into a
+        # new pageable tensor and copied over synchronously: pinning the source would not make
+        # that copy asynchronous, and pinning on a CPU-only trial would open a CUDA context.
 
     @property
     def width(self) -> int:
@@ -37,9 +39,9 @@ class RaggedStates:
 
     def gather(self, index: np.ndarray, index_t: torch.Tensor, width: int,
                target: torch.device) -> torch.Tensor:
-        idx = index_t if self.device == index_t.device else torch.from_numpy(index)
+        idx = index_t if same_device(self.device, index_t.device) else torch.from_numpy(index)
         rows = gather_padded(self.flat, self.starts, self.lengths, idx, width)[0]
-        return rows.to(target, non_blocking=True).float()
+        return rows.to(target).float()
 
 
 class FeatureKD(nn.Module):

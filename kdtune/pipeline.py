@@ -20,7 +20,7 @@ from kdtune.data import Splits, load_splits
 from kdtune.devices import best_device, precision
 from kdtune.errors import ConfigError
 from kdtune.models import ModelBlob, load_classifier, load_tokenizer, slice_layers
-from kdtune.recipe import TrialData, feature_pairs
+from kdtune.recipe import TrialData, feature_budget_mb, feature_pairs
 from kdtune.teacher import Builder, TeacherArtifacts, hidden_states, prepare_teacher
 from kdtune.teacher_cache import tokenizer_fingerprint
 
@@ -57,7 +57,8 @@ class Prepared:
             teacher_layers=self.teacher_layers, feature_targets=self.feature_targets,
             student_layers=list(cfg.student.layers) if cfg.student.model is None else None,
             online_teacher=self.online_teacher,
-            measure_size=any(o in ("latency_ms", "params") for o in cfg.search.objectives or []))
+            measure_size=any(o in ("latency_ms", "params") for o in cfg.search.objectives or []),
+            feature_budget_mb=feature_budget_mb(cfg.search.gpus_per_trial))
 
     def info(self) -> dict[str, Any]:
         """Facts about the run that results files record."""

@@ -22,9 +22,16 @@ from kdtune.models import ModelBlob, count_parameters, slice_layers
 from kdtune.params import TrainParams
 from kdtune.trainer import Callback, Trainer, seed_everything
 
-#: Cached hidden states live on a trial's GPU when they take at most this much; beyond it they
-#: stay in (pinned) host memory and each batch's rows are gathered there and copied over.
+#: Cached hidden states live on a GPU when they take at most this much *per GPU*; trials that
+#: share a GPU (fractional gpus_per_trial) share it, each getting its fraction. Beyond it they
+#: stay in host memory and each batch's rows are gathered there and copied over.
 DEVICE_FEATURE_BUDGET_MB = 4096.0
+
+
+def feature_budget_mb(gpus_per_trial: float) -> float:
+    """One trial's share of the per-GPU budget: 8 trials at 0.125 GPU get 512 MB each (a run
+    with no GPU share, e.g. on the driver, has its device to itself)."""
+    return DEVICE_FEATURE_BUDGET_MB * (min(1.0, gpus_per_trial) if gpus_per_trial > 0 else 1.0)
 
 
 @dataclass
@@ -43,6 +50,7 @@ class TrialData:
     student_layers: list[int] | None = None  # the fixed slice's teacher layers (None: hub model)
     online_teacher: ModelBlob | None = None  # hidden states too large to cache: this teacher
     measure_size: bool = False  # the search trades quality against latency / size
+    feature_budget_mb: float = DEVICE_FEATURE_BUDGET_MB  # this trial's share of a GPU's budget
 
 
 def teacher_weights(hparams: dict[str, Any], n_teachers: int) -> list[float]:
@@ -97,7 +105,7 @@ def build_features(data: TrialData, params: TrainParams, hparams: dict[str, Any]
         return FeatureKD(pairs, model.config.hidden_size, params.feature_loss,
                          online_teacher=data.online_teacher.build())
     total_mb = sum(a.nbytes for a in data.feature_targets.values()) / 1e6
-    where = device if total_mb <= DEVICE_FEATURE_BUDGET_MB else torch.device("cpu")
+    where = device if total_mb <= data.feature_budget_mb else torch.device("cpu")
     blocks = {t for _, t in pairs}
     cached = {b: RaggedStates(a, data.train.offsets, where)
               for b, a in data.feature_targets.items() if b in blocks}

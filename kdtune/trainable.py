@@ -23,7 +23,7 @@ import torch
 from ray import tune
 from safetensors.torch import load_file, save_file
 
-from kdtune.devices import trial_device
+from kdtune.devices import hide_unassigned_gpus, trial_device
 from kdtune.recipe import TrialData, build_trainer, size_metrics
 from kdtune.record import schema as S
 from kdtune.trainer import DivergedError, RungMetrics, Trainer
@@ -70,7 +70,9 @@ def restore_checkpoint(trainer: Trainer, folder: Path) -> None:
 def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: str,
              mode: str) -> None:
     """Ray Tune function trainable. ``config`` holds the trial's hparams; ``data`` the rest."""
-    device = trial_device(ray.get_gpu_ids())
+    gpu_ids = ray.get_gpu_ids()
+    hide_unassigned_gpus(gpu_ids)  # a CPU trial on a GPU node never opens a CUDA context
+    device = trial_device(gpu_ids)
     torch.set_num_threads(max(1, threads))
     hparams = {k: v for k, v in config.items() if k != S.ARM}
     trainer = build_trainer(hparams, data, device=device)

@@ -22,7 +22,7 @@ from conftest import kill_search_when
 
 from kdtune import search
 from kdtune.config import load_config
-from kdtune.devices import trial_device
+from kdtune.devices import DeviceError, trial_device
 from kdtune.errors import ConfigError
 from kdtune.record import Record, Store
 
@@ -203,4 +203,5 @@ def test_teacher_stage_runs_as_a_task_on_the_gpu_node(ray_cluster, tmp_path):
 def test_a_trial_uses_what_ray_assigned():
     assert trial_device([], cuda_available=True).type == "cpu"  # no GPU given: CPU on a GPU box
     assert str(trial_device([3], cuda_available=True)) == "cuda:0"  # the first visible one
-    assert trial_device([0], cuda_available=False).type == "cpu"
+    with pytest.raises(DeviceError, match="Ray assigned GPU\\(s\\) \\[0\\] but torch cannot use CUDA"):
+        trial_device([0], cuda_available=False)  # never a silent fall-back to the CPU
