@@ -91,7 +91,7 @@ class TeacherConfig:
     """
 
     model: str = EMBEDDED_MODEL  # hub name, local folder, or embedded:all-MiniLM-L6-v2
-    finetuned: str | None = None  # folder of an already fine-tuned teacher: skips fine-tuning
+    finetuned: str | None = None  # an already fine-tuned teacher (folder or hub id): no fine-tuning
     epochs: int = 2
     learning_rate: float | list[float] = 5e-5
     batch_size: int = 32
@@ -108,8 +108,9 @@ class TeacherConfig:
         check(self.weight_decay >= 0, "teacher.weight_decay", "must be >= 0")
         check(0 <= self.warmup_fraction < 1, "teacher.warmup_fraction", "must be in [0, 1)")
         if self.finetuned is not None:
-            check(Path(self.finetuned).is_dir(), "teacher.finetuned",
-                  f"folder not found: {self.finetuned!r}; give a save_pretrained folder or null")
+            check(Path(self.finetuned).is_dir() or is_hub_id(self.finetuned), "teacher.finetuned",
+                  f"folder not found: {self.finetuned!r}; give a save_pretrained folder, a hub "
+                  "model id (org/name) or null")
 
     @property
     def learning_rates(self) -> list[float]:
@@ -681,6 +682,14 @@ def merge_sections(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
 
 #: Labels of the anchor trials in the record (trials.csv's ``anchor`` column).
 ANCHOR_CE, ANCHOR_SEED = "CE anchor", "seed default"
+
+
+def is_hub_id(name: str) -> bool:
+    """``name`` reads as a Hugging Face hub model id (``org/name`` or ``name``), not a path."""
+    import re
+
+    return (not Path(name).exists() and not name.startswith((".", "/", "~"))
+            and re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", name) is not None)
 
 
 def same_value(a: Any, b: Any) -> bool:

@@ -154,6 +154,13 @@ def _columns(frame: pd.DataFrame, cfg: DataConfig, where: str) -> pd.DataFrame:
 def label_ids(frames: dict[str, pd.DataFrame], cfg: DataConfig, hub_names: list | None
               ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """Integer labels 0..C-1 in every frame (string labels mapped by label_names or sorted)."""
+    for name, frame in frames.items():
+        if pd.api.types.is_numeric_dtype(frame["label"]) and (frame["label"] < 0).any():
+            split = {"main": "the data", "val": "data.val_split", "test": "data.test_split"}[name]
+            raise ConfigError("data.label_column", f"{split} has {(frame['label'] < 0).sum()} rows "
+                              f"labelled {int(frame['label'].min())} (unlabelled, as GLUE's test "
+                              "splits are); use a labelled split, e.g. carve the test split from "
+                              "the training data (data.test_split: null)")
     labels = pd.concat([f["label"] for f in frames.values()])
     if pd.api.types.is_numeric_dtype(labels):
         if not np.all(np.mod(labels.to_numpy(dtype=float), 1) == 0) or labels.min() < 0:

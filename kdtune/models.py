@@ -111,7 +111,28 @@ def load_finetuned(path: str, label_names: list[str], field_name: str) -> nn.Mod
     if model.config.num_labels != len(label_names):
         raise ConfigError(field_name, f"the model predicts {model.config.num_labels} labels but "
                           f"the data has {len(label_names)}; use a teacher fine-tuned on this data")
+    check_label_order(model.config, label_names, field_name)
     return model
+
+
+def check_label_order(config: Any, label_names: list[str], field_name: str) -> None:
+    """A fine-tuned model's ``id2label`` must name the data's classes in the data's order: a
+    teacher with the classes in another order would distil wrong targets, silently. Generic
+    names (``LABEL_0``, ...) carry no order to check."""
+    theirs = [str(config.id2label.get(i, config.id2label.get(str(i), ""))) for i in
+              range(config.num_labels)]
+    if all(n.upper() == f"LABEL_{i}" for i, n in enumerate(theirs)):
+        log.warning("%s has generic label names (%s, ...): kdtune cannot check that its classes "
+                    "are in the data's order %s", field_name, theirs[0], label_names)
+        return
+    def norm(names: list[str]) -> list[str]:
+        return [" ".join(str(n).split()).casefold() for n in names]
+    if norm(theirs) != norm(label_names):
+        how = ("the same classes in another order" if sorted(norm(theirs)) == sorted(norm(label_names))
+               else "other classes")
+        raise ConfigError(field_name, f"the model's id2label names {how}: model {theirs} vs data "
+                          f"{list(label_names)}; give data.label_names in the model's order (or a "
+                          "model fine-tuned on these labels)")
 
 
 def _layer_stack(model: nn.Module) -> tuple[nn.Module, str, str]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from kdtune.config import ExperimentConfig, TeacherConfig
+from kdtune.errors import ConfigError
 from kdtune.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,19 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def weights_fingerprint(name: str) -> str:
+def weights_fingerprint(name: str, field: str = "teacher.model") -> str:
     """Hash of the weight files of a local folder; for a hub name, of the resolved snapshot."""
-    path = Path(resolve_model(name, "teacher.model"))
+    path = Path(resolve_model(name, field))
     if not path.is_dir():
         from huggingface_hub import snapshot_download
 
-        path = Path(snapshot_download(name, allow_patterns=["*.safetensors", "*.bin", "*.json"]))
+        try:
+            path = Path(snapshot_download(name, allow_patterns=["*.safetensors", "*.bin", "*.json"]))
+        except Exception as exc:  # offline, unknown repo, no token: one line, not a traceback
+            first = " ".join(str(exc).split())[:200]
+            raise ConfigError(field, f"could not fetch {name!r} from the Hugging Face hub "
+                              f"({type(exc).__name__}: {first}); give a local save_pretrained "
+                              "folder or check the id and the network") from None
     files = sorted(p for p in path.iterdir()
                    if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
     h = hashlib.sha256()
@@ -66,7 +73,8 @@ def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer, teacher: 
     source = teacher.finetuned or teacher.model
     parts = {
         "version": CACHE_VERSION,
-        "weights": weights_fingerprint(source),
+        "weights": weights_fingerprint(source, "teacher.finetuned" if teacher.finetuned
+                                       else "teacher.model"),
         "finetune": None if teacher.finetuned else {
             k: getattr(teacher, k) for k in ("epochs", "learning_rate", "batch_size",
                                              "weight_decay", "warmup_fraction", "seed")},

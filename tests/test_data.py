@@ -211,3 +211,15 @@ def test_unreachable_hub_is_one_line_and_fast(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "data.hub" in lines[0] and "127.0.0.1:9" in lines[0], proc.stderr
     assert seconds < 30  # no minutes of retries
+
+
+def test_unlabelled_test_split_is_one_line(tmp_path):
+    """GLUE's test splits carry label -1: one line saying to use a labelled split."""
+    train = pd.DataFrame({"text": [f"row {i}" for i in range(60)], "label": [i % 2 for i in range(60)]})
+    test = pd.DataFrame({"text": [f"test {i}" for i in range(20)], "label": [-1] * 20})
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(ConfigError) as err:
+        load_splits(DataConfig(path=str(tmp_path / "train.csv"), test_split=str(tmp_path / "test.csv")))
+    assert str(err.value).startswith("data.label_column: data.test_split has 20 rows labelled -1")
+    assert "use a labelled split" in str(err.value)
