@@ -139,3 +139,22 @@ def test_never_pay_twice_in_a_real_search(tmp_path):
     assert len(list((exp / "tune").glob("kd_trial_*"))) == 3  # Ray trained three
     assert "duplicate" in (exp / "summary.md").read_text()
     assert json.loads((exp / "run_info.json").read_text())["arms"] == {"kd": 5}
+
+
+def test_growing_a_search_tells_duplicates_of_earlier_trials_at_once():
+    """A grown search knows the earlier run's outcomes: a proposal that repeats one of its
+    trials is told that outcome straight away, and no study trial is left RUNNING."""
+    router = _router([1e-4], num_samples=4, anchors=False)
+    previous = {"old1": {"trial_id": "old1", "arm": "kd", "ray_status": "terminated",
+                         "hparams": {"learning_rate": 1e-4}, "progress": 2.0, "diverged": False,
+                         "val_macro_f1": 0.61}}
+    router.seed_history(previous)
+    assert router.outcomes["old1"] == ("complete", {"val_macro_f1": 0.61})
+    assert router.suggest("new") == "FINISHED"  # every proposal repeats old1: served, not run
+    assert len(router.duplicates) == 3 and not router.pending
+    trials = _trials(router, "kd")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert {t.value for t in trials} == {0.61}
+    stopped = {"ray_status": "terminated", "progress": 0.5, "val_macro_f1": 0.4}
+    assert router.arms["kd"].outcome_of_record(stopped) == ("pruned", None)
+    assert router.arms["kd"].outcome_of_record({"ray_status": "error"}) == ("fail", None)

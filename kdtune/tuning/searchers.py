@@ -75,6 +75,17 @@ class ArmSearcher(OptunaSearch):
         kind, told = self.outcome(trial_id, result, error)
         self.tell(trial_id, kind, told)
 
+    def outcome_of_record(self, entry: dict[str, Any]) -> tuple[str, dict | None]:
+        """The outcome of a trial of an earlier run from its finished-trial record (its final
+        rung's scores: the study already holds what it was told then)."""
+        if entry.get("ray_status") == "error":
+            return "fail", None
+        progress = float(entry.get(S.PROGRESS) or 0.0)
+        value = entry.get(self.metric) if isinstance(self.metric, str) else None
+        if entry.get("diverged") or progress < self.max_progress - 1e-6 or value is None:
+            return "pruned", None
+        return "complete", {self.metric: float(value)}
+
     def tell(self, key: str, kind: str, result: dict | None) -> None:
         # OptunaSearch tells FAIL for (no value, error) and PRUNED for (no value, no error).
         super().on_trial_complete(key, result=result if kind == "complete" else None,
@@ -111,6 +122,9 @@ class ArmRouter(Searcher):
                 self.issued[arm] += 1
                 if entry.get(S.STATUS) != S.DUPLICATE:
                     self.known.append((arm, effective(entry.get("hparams") or {}), trial_id))
+                    # its outcome too: a new proposal that repeats it is told this at once
+                    # (without it the duplicate's study trial stayed RUNNING for good)
+                    self.outcomes[trial_id] = self.arms[arm].outcome_of_record(entry)
 
     def _next_arm(self) -> str | None:
         open_arms = [a for a in self.arms if self.issued[a] < self.quotas[a]]
