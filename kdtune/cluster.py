@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 #: What a trial imports on its node (kdtune itself arrives through runtime_env when missing).
 TRIAL_MODULES = ("numpy", "torch", "transformers", "safetensors", "sklearn", "pandas", "pyarrow")
 PREFLIGHT_DIR = ".kdtune-preflight"
+#: The teacher's fine-tuning as a Ray task: re-run on another node up to this many times when
+#: its node dies, and given up (one line) after this long; BERT-base on 120k rows takes ~1 h
+#: on one modern GPU.
+TEACHER_TASK_RETRIES = 2
+TEACHER_TASK_TIMEOUT_S = 12 * 3600.0
 
 
 @contextlib.contextmanager
@@ -153,10 +158,21 @@ def teacher_builder(driver_has_gpu: bool, device_type: str = "cuda") -> Any:
 
     if driver_has_gpu or ray.cluster_resources().get("GPU", 0) < 1:
         return None
-    remote = ray.remote(num_gpus=1, max_retries=0)(_remote_build)
+    # A node lost mid-way (a preempted GPU) re-runs the task elsewhere; a deterministic error
+    # in the fine-tuning itself is not retried (retry_exceptions stays off).
+    remote = ray.remote(num_gpus=1, max_retries=TEACHER_TASK_RETRIES)(_remote_build)
     log.info("the driver has no GPU and the cluster has one: the teacher stage runs on a GPU node")
 
     def build(cfg, encoded, label_names, teacher, device):
-        return ray.get(remote.remote(cfg, encoded, label_names, teacher, device_type))
+        from ray.exceptions import GetTimeoutError
+
+        ref = remote.remote(cfg, encoded, label_names, teacher, device_type)
+        try:
+            return ray.get(ref, timeout=TEACHER_TASK_TIMEOUT_S)
+        except GetTimeoutError:
+            ray.cancel(ref, force=True)
+            raise RuntimeError(f"the teacher stage on a GPU node did not finish within "
+                               f"{TEACHER_TASK_TIMEOUT_S / 3600:g} h (no GPU free, or a hung "
+                               "node); check `ray status`") from None
 
     return build

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 from conftest import kill_search_when
+from optuna.trial import TrialState
 
 from kdtune import search
 from kdtune.config import load_config
@@ -102,7 +105,12 @@ def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path):
     kill_search_when(cmd, lambda: len(_finished(uri)) >= 1, 300, cwd=ROOT)
     before = {e["trial_id"]: e for e in _finished(uri)}
     assert 1 <= len(before) < 5 and not Store(uri).is_file("summary.md")
-    fresh = tmp_path / "elsewhere"  # a driver on "another machine": no local copy of anything
+    # a driver on "another machine": no local copy of anything, the first driver's working
+    # copy of the studies (SQLite) gone with its disk
+    first = Record(uri).work_dir
+    assert (ROOT / first / "optuna.db").is_file()
+    shutil.rmtree(ROOT / first)
+    fresh = tmp_path / "elsewhere"
     fresh.mkdir()
     os.chdir(fresh)
     try:
@@ -121,6 +129,13 @@ def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path):
     assert history["node_id"].nunique() == 2  # trials ran on both nodes
     assert (history["device"] == "cpu").all()  # gpus_per_trial 0: the CPU, even beside a GPU
     assert record.store.is_file("optuna.db")  # the studies survive the driver's disk
+    # TPE's history is intact: every trial of both runs is in the uploaded studies, told
+    local = tmp_path / "optuna.db"
+    record.store.download("optuna.db", local)
+    studies = optuna.get_all_study_summaries(f"sqlite:///{local}")
+    states = [t.state for st in studies for t in optuna.load_study(
+        study_name=st.study_name, storage=f"sqlite:///{local}").get_trials()]
+    assert len(states) == 5 and TrialState.RUNNING not in states, states
     assert record.store.is_file("models/distilled/model.safetensors")
     assert json.loads(record.store.read_text("record.json"))["schema"] == 2
 

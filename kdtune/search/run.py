@@ -100,9 +100,11 @@ def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
     from ray import tune
 
     from kdtune.trainable import kd_trial
+    from kdtune.tuning.storage import bind
 
     cfg, record = plan.cfg, plan.record
     record.fetch_optuna()
+    bind(record.optuna_url())  # a restored searcher opens this driver's copy of the studies
     trainable = trainable_for(cfg, prep, kd_trial)
     name = tune_run_name(plan)
 
@@ -121,6 +123,7 @@ def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
     t0 = time.perf_counter()
     fit_run(plan, name, make, trainable)
     seconds = time.perf_counter() - t0
+    record.sync_optuna()  # the studies as the search left them, beside URI results
     return load_results(plan, trainable, record.tune_runs()), seconds
 
 
@@ -139,12 +142,11 @@ def _scheduler(cfg: ExperimentConfig) -> Any:
 
 
 def _router(plan: SearchPlan) -> Any:
-    from optuna.storages import RDBStorage
-
     from kdtune.tuning import build_router
+    from kdtune.tuning.storage import driver_storage
 
     previous = plan.finished() if plan.grow else {}
-    router = build_router(plan.cfg, RDBStorage(plan.record.optuna_url()), previous=previous)
+    router = build_router(plan.cfg, driver_storage(plan.record.optuna_url()), previous=previous)
     router.on_duplicate = DuplicateRecorder(plan.record.root)
     return router
 
