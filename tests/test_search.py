@@ -147,3 +147,11 @@ def test_growing_a_finished_search_continues_its_studies(experiment, tmp_path):
     assert "num_samples: 8" in (copy / "config.yaml").read_text()
     confirm = pd.read_csv(copy / "confirm.csv", dtype={"trial_id": str})
     assert len(confirm) >= 2 and not confirm.duplicated(["trial_id", "seed"]).any()
+
+
+def test_record_files_hold_no_absolute_paths(experiment):
+    """The record moves with its folder: trial paths are relative to the experiment root."""
+    trials = pd.read_csv(experiment / "trials.csv", dtype={"trial_id": str})
+    for path in trials["path"].dropna():
+        assert path.startswith(("tune/", "tune_")) and (experiment / path).is_dir(), path
+    assert str(experiment.resolve()) not in (experiment / "trials.csv").read_text()

@@ -93,8 +93,14 @@ def summarise(tr: TrialResult, cfg: ExperimentConfig, anchors: list[dict[str, An
         if extra in hist and hist[extra].notna().any():
             row[extra] = float(hist[extra].dropna().iloc[-1])
     row[HPARAMS] = json.dumps(own, default=_plain)
-    row[S.PATH] = tr.path
+    row[S.PATH] = relative_trial_path(tr.path)
     return row
+
+
+def relative_trial_path(path: str) -> str:
+    """A Ray trial folder relative to the experiment root (``tune/kd_trial_...``): the record
+    holds no machine's absolute path or bucket, so it reads the same wherever it is moved."""
+    return "/".join(str(path).rstrip("/").split("/")[-2:])
 
 
 def _cell(v: Any) -> Any:
