@@ -67,6 +67,22 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         ray.shutdown()
 
 
+def concurrency(cfg: ExperimentConfig, resources: dict[str, float] | None = None) -> int:
+    """``search.max_concurrent``, with ``auto`` resolved from the cluster's resources: the
+    trials its CPUs (and GPUs, when trials take a GPU share) hold at once, at least 1."""
+    s = cfg.search
+    if s.max_concurrent != "auto":
+        return int(s.max_concurrent)
+    if resources is None:
+        import ray
+
+        resources = ray.cluster_resources()
+    slots = [resources.get("CPU", 0.0) // s.cpus_per_trial]
+    if s.gpus_per_trial > 0:
+        slots.append(resources.get("GPU", 0.0) // s.gpus_per_trial)
+    return max(1, int(min(slots)))
+
+
 def _node_check(version: str, modules: tuple[str, ...], root: str, driver_marker: str,
                 node_id: str) -> dict[str, Any]:
     """Runs on one node: imports, then reads the driver's marker and writes this node's."""

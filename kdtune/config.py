@@ -168,7 +168,7 @@ class SearchConfig:
     metric: str = "val_macro_f1"
     mode: str = "max"
     num_samples: int = 14
-    max_concurrent: int = 2
+    max_concurrent: int | str = 2  # or "auto": as many trials as the cluster's slots hold
     seed: int = 0
     grace_period: float | None = None  # epochs before ASHA's first rung; null: see rung_grace
     reduction_factor: int = 3
@@ -192,7 +192,9 @@ class SearchConfig:
         check(self.metric in METRICS, "search.metric", f"must be one of {METRICS}")
         check(self.mode in ("max", "min"), "search.mode", "must be 'max' or 'min'")
         check(self.num_samples >= 1, "search.num_samples", "must be >= 1")
-        check(self.max_concurrent >= 1, "search.max_concurrent", "must be >= 1")
+        check(self.max_concurrent == "auto" or (isinstance(self.max_concurrent, int)
+                                                 and self.max_concurrent >= 1),
+              "search.max_concurrent", f"must be >= 1 or 'auto', got {self.max_concurrent!r}")
         check(self.grace_period is None or self.grace_period > 0, "search.grace_period",
               "must be > 0 (epochs)")
         check(self.reduction_factor >= 2, "search.reduction_factor", "must be >= 2")

@@ -60,3 +60,19 @@ def test_a_cpu_trial_hides_the_gpus():
 
     source = inspect.getsource(trainable.kd_trial)
     assert source.index("hide_unassigned_gpus(gpu_ids)") < source.index("trial_device(gpu_ids)")
+
+
+def test_max_concurrent_auto_from_the_clusters_resources():
+    from kdtune.cluster import concurrency
+
+    cfg = load_config("search_spaces/smoke.yaml", {"search.max_concurrent": "auto"})
+    assert concurrency(cfg, {"CPU": 16.0}) == 16  # one CPU per trial
+    gpu = load_config("search_spaces/smoke.yaml", {"search.max_concurrent": "auto",
+                                                   "search.gpus_per_trial": 0.125,
+                                                   "search.cpus_per_trial": 1})
+    assert concurrency(gpu, {"CPU": 16.0, "GPU": 1.0}) == 8  # eight trials share the GPU
+    assert concurrency(gpu, {"CPU": 64.0, "GPU": 4.0}) == 32  # four GPUs, 8 each
+    assert concurrency(gpu, {"CPU": 4.0, "GPU": 4.0}) == 4  # CPUs bind first
+    assert concurrency(load_config("search_spaces/smoke.yaml"), {"CPU": 99.0}) == 2  # as written
+    with pytest.raises(ConfigError, match="search.max_concurrent: must be >= 1 or 'auto'"):
+        load_config("search_spaces/smoke.yaml", {"search.max_concurrent": "many"})

@@ -68,6 +68,7 @@ def run_confirm_stage(plan: SearchPlan, prep: Any, trials: pd.DataFrame) -> tupl
     """Run (or resume) the confirm runs; returns (their results, seconds)."""
     from ray import tune
 
+    from kdtune.cluster import concurrency
     from kdtune.search.run import fit_run, load_results, run_config, trainable_for
 
     cfg = plan.cfg
@@ -83,7 +84,7 @@ def run_confirm_stage(plan: SearchPlan, prep: Any, trials: pd.DataFrame) -> tupl
     def make() -> Any:
         return tune.Tuner(trainable, param_space={"run": tune.grid_search(configs)},
                           run_config=run_config(plan, name, "confirm"),
-                          tune_config=tune.TuneConfig(max_concurrent_trials=cfg.search.max_concurrent,
+                          tune_config=tune.TuneConfig(max_concurrent_trials=concurrency(cfg),
                                                       reuse_actors=True))
 
     t0 = time.perf_counter()

@@ -113,11 +113,13 @@ def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
         # checkpoint, and building one here would enqueue the anchors into the studies again.
         from ray.tune.search import ConcurrencyLimiter
 
+        from kdtune.cluster import concurrency
+
         router = _router(plan)
         scheduler = _scheduler(cfg)
         return tune.Tuner(trainable, run_config=run_config(plan, name, "search"),
                           tune_config=tune.TuneConfig(
-                              search_alg=ConcurrencyLimiter(router, max_concurrent=cfg.search.max_concurrent),
+                              search_alg=ConcurrencyLimiter(router, max_concurrent=concurrency(cfg)),
                               scheduler=scheduler, num_samples=router.remaining(), reuse_actors=True))
 
     t0 = time.perf_counter()
