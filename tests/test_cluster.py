@@ -186,6 +186,10 @@ def test_preflight_checks_every_node(cluster, tmp_path):
         with pytest.raises(ConfigError, match="the cluster has no GPU"):
             preflight(gpu, record)
         assert teacher_builder(driver_has_gpu=False) is None  # no GPU anywhere: run it here
+        with pytest.raises(ConfigError) as err:  # a node that does not answer in time
+            preflight(cfg, record, timeout_s=0.0)
+        assert "did not answer the pre-flight check within 0 s" in str(err.value)
+        assert err.value.field.startswith("node ") and "\n" not in str(err.value)
 
 
 def test_teacher_stage_runs_as_a_task_on_the_gpu_node(ray_cluster, tmp_path):
@@ -196,7 +200,7 @@ def test_teacher_stage_runs_as_a_task_on_the_gpu_node(ray_cluster, tmp_path):
     """
     import ray
 
-    from kdtune.cluster import ray_session, teacher_builder
+    from kdtune.cluster import preflight, ray_session, teacher_builder
     from kdtune.pipeline import prepare
 
     node = ray_cluster.add_node(num_cpus=1, num_gpus=1)
@@ -207,6 +211,9 @@ def test_teacher_stage_runs_as_a_task_on_the_gpu_node(ray_cluster, tmp_path):
         with ray_session(ray_cluster.address):
             assert ray.cluster_resources()["GPU"] == 1
             assert teacher_builder(driver_has_gpu=True) is None
+            # the GPU node advertises a GPU that torch (a CPU build here) cannot use: refused
+            with pytest.raises(ConfigError, match="advertises 1 GPU\\(s\\) but torch .* cannot use CUDA"):
+                preflight(cfg, Record(str(tmp_path / "rec")))
             remote = prepare(cfg, builder=teacher_builder(False, device_type="cpu"))
     finally:
         ray_cluster.remove_node(node)
