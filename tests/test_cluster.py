@@ -143,8 +143,11 @@ def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path):
 @pytest.mark.parametrize("results_dir, env, message", [
     (f"s3://no-such-bucket-{os.getpid()}/x", {}, "bucket does not exist"),
     (f"s3://{BUCKET}/x", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "unreachable"),
+    # no credentials anywhere (instance metadata off: never a request off this machine): the
+    # default chain finds none, the probe's real write is refused, one line
     (f"s3://{BUCKET}/x", {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
-                          "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}, "no AWS credentials"),
+                          "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                          "AWS_EC2_METADATA_DISABLED": "true"}, "access was denied"),
     ("ftp://host/x", {}, "unknown storage scheme"),
 ])
 def test_bad_storage_is_one_line_before_any_work(s3, tmp_path, results_dir, env, message):
@@ -164,6 +167,20 @@ def test_bad_storage_is_one_line_before_any_work(s3, tmp_path, results_dir, env,
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert "--results-dir" in lines[0] and message in lines[0], lines[0]
     assert time.perf_counter() - t0 < 60  # refused before Ray, the data or the teacher
+
+
+def test_credentials_from_a_file_work_without_environment_keys(s3, tmp_path):
+    """The default credential chain is used as it is: keys in a credentials file (as an
+    instance profile or IRSA would provide them) are enough; nothing refuses them up front."""
+    creds = tmp_path / "credentials"
+    creds.write_text("[default]\naws_access_key_id = file-key\naws_secret_access_key = file-secret\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(creds), HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true")
+    code = (f"from kdtune.record import Record; r = Record('s3://{BUCKET}/from-file'); r.probe(); "
+            "r.store.write_text('x.txt', 'ok'); print(r.store.read_text('x.txt'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 def test_preflight_checks_every_node(cluster, tmp_path):

@@ -21,8 +21,6 @@ from urllib.parse import parse_qsl, urlparse
 from kdtune.errors import ConfigError
 
 SCHEMES = ("s3", "gs", "gcs")
-_AWS_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
-                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
 
 
 def is_uri(root: str) -> bool:
@@ -58,32 +56,14 @@ def filesystem_for(uri: str, field: str = "--results-dir"):
     if scheme not in SCHEMES:
         raise ConfigError(field, f"unknown storage scheme {scheme!r} in {uri!r}; use a local or "
                           "shared path, s3://bucket/prefix or gs://bucket/prefix")
-    check_credentials(scheme, field)
+    # No credential check here: pyarrow's default chain (environment, ~/.aws, an EC2 instance
+    # profile, IRSA, GKE workload identity) finds what it finds, and the record's probe (a real
+    # write and read) turns a failure into one line before any work.
     if not parsed.netloc:
         raise ConfigError(field, f"{uri!r} names no bucket; use {scheme}://bucket/prefix")
     if scheme == "s3":
         return _s3_filesystem(parsed, dict(parse_qsl(parsed.query))), path
     return fs.GcsFileSystem(), path
-
-
-def check_credentials(scheme: str, field: str = "--results-dir") -> None:
-    """Refuse a URI whose credentials are nowhere to be found (before any work starts)."""
-    if scheme == "s3":
-        found = any(os.environ.get(k) for k in _AWS_CREDENTIAL_ENV) or any(
-            Path(p).expanduser().is_file() for p in (
-                os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
-                "~/.aws/config"))
-        if not found:
-            raise ConfigError(field, "no AWS credentials found for s3://; set AWS_ACCESS_KEY_ID "
-                              "and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) on the driver and "
-                              "every node")
-    elif scheme in ("gs", "gcs"):
-        found = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") or Path(
-            "~/.config/gcloud/application_default_credentials.json").expanduser().is_file()
-        if not found:
-            raise ConfigError(field, "no Google Cloud credentials found for gs://; set "
-                              "GOOGLE_APPLICATION_CREDENTIALS or run gcloud auth "
-                              "application-default login")
 
 
 def storage_error(exc: BaseException, uri: str, field: str = "--results-dir") -> ConfigError:
@@ -95,8 +75,15 @@ def storage_error(exc: BaseException, uri: str, field: str = "--results-dir") ->
         hint = "the bucket does not exist; create it first"
     elif any(w in low for w in ("connect", "timed out", "timeout", "unreachable", "resolve")):
         hint = "the storage endpoint is unreachable; check the URI / AWS_ENDPOINT_URL and network"
-    elif any(w in low for w in ("access denied", "forbidden", "credential", "signature")):
-        hint = "access was denied; check the credentials"
+    elif "credential" in low and any(w in low for w in ("no ", "unable", "missing", "not found",
+                                                          "could not", "failed to")):
+        hint = ("no credentials were found: set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or "
+                "AWS_PROFILE, give ~/.aws/credentials, or run where an instance profile / "
+                "workload identity provides them (on the driver and every node)")
+    elif any(w in low for w in ("access denied", "access_denied", "accessdenied", "forbidden",
+                                "credential", "signature")):
+        hint = ("access was denied; check the credentials the default chain finds (environment, "
+                "~/.aws, instance profile, IRSA / workload identity) on the driver and every node")
     else:
         hint = "check the URI, the credentials and that the bucket exists"
     return ConfigError(field, f"cannot use storage {uri!r}: {hint} ({text})")
