@@ -35,7 +35,6 @@ BASELINES = ("tuned", "fixed", "none")
 RUNG_GRACE = 0.5
 #: The tuned CE-only arm gets this share of num_samples by default, and at least this many trials.
 BASELINE_SHARE, BASELINE_MIN_TRIALS = 0.25, 3
-TrainConfig = TrainParams  # the train: section is the training fields' one definition
 
 
 @dataclass

@@ -32,7 +32,6 @@ READERS = {
     ".jsonl": lambda p: pd.read_json(p, lines=True),
     ".parquet": lambda p: pd.read_parquet(p),
 }
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass

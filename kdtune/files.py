@@ -35,6 +35,3 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     Store(path.parent).write_text(path.name, text)
 
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, dumps(obj))

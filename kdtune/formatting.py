@@ -79,11 +79,6 @@ def fmt_p(p: float | None) -> str:
     return f"{p:.3g}"
 
 
-def fmt_count(v: Any) -> str:
-    """An int with thousands separators, else ``n/a``."""
-    return f"{int(v):,}" if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else "n/a"
-
-
 def metric_title(col: str) -> str:
     """``test_macro_f1`` -> ``test macro-F1``, ``val_f1_World`` -> ``val F1 World``."""
     split, _, rest = col.partition("_")

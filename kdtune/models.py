@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
@@ -216,13 +215,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def save_weights(model: torch.nn.Module, folder: Path) -> None:
-    # contiguous + clone: tied or sliced tensors must be stored as independent buffers.
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS))
 
-
-def load_weights(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
-    """Load ``model.safetensors`` from ``folder`` strictly (see :func:`load_state`)."""
-    load_state(model, load_file(str(Path(folder) / WEIGHTS)), str(folder))
-    return model

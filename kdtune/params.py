@@ -119,16 +119,20 @@ class TrainParams:
             known["batch_size"] = int(known["batch_size"])
         return cls(**known)
 
-    @property
-    def is_ce_only(self) -> bool:
-        return self.alpha >= CE_ALPHA and self.beta == 0
+
+
+def is_ce_only(hparams: dict[str, Any]) -> bool:
+    """The one rule for "this training uses no teacher signal": alpha = 1 and no feature loss
+    (beta 0 or absent). A trial missing ``alpha`` takes the seed default (0.7): KD."""
+    return (float(hparams.get("alpha", SEED_ALPHA)) >= CE_ALPHA
+            and float(hparams.get("beta") or 0.0) == 0.0)
 
 
 def effective(hparams: dict[str, Any]) -> dict[str, Any]:
     """The hparams that change training: at alpha = 1 with beta = 0 no teacher signal is used,
     so the KD-only values (temperature, teacher weights) are dropped. Used to spot duplicates."""
     out = dict(hparams)
-    if float(out.get("alpha", 0.0)) >= CE_ALPHA and float(out.get("beta", 0.0) or 0.0) == 0:
+    if is_ce_only(out):
         for name in KD_ONLY:
             out.pop(name, None)
         out["alpha"] = CE_ALPHA

@@ -6,8 +6,6 @@ written here once; search, report, retrain and export use these names and never 
 
 from __future__ import annotations
 
-from kdtune.config import ANCHOR_CE, ANCHOR_SEED, ARM_CE, ARM_KD
-
 #: Bumped whenever a file's layout changes; an older record gets a one-line error.
 SCHEMA_VERSION = 2
 
@@ -17,10 +15,6 @@ COMPLETED, STOPPED, ERRORED, DIVERGED, DUPLICATE = (
 RUNNING, INTERRUPTED = "running", "interrupted"  # only in a report of a partial search
 #: Statuses of trials whose metrics are usable (the others errored or diverged).
 OK_STATUSES = (COMPLETED, STOPPED)
-
-# Arms and anchors (trials.csv ``arm`` and ``anchor``), defined beside the config that makes them.
-ARMS = (ARM_KD, ARM_CE)
-ANCHORS = (ANCHOR_CE, ANCHOR_SEED)
 
 # trials.csv columns (one row per trial).
 TRIAL_ID, ARM, ANCHOR, STATUS, ERROR = "trial_id", "arm", "anchor", "status", "error"
@@ -32,7 +26,6 @@ QUALITY = ("val_macro_f1", "val_accuracy")  # the validation metrics a search ca
 
 # history.csv columns (one row per trial and evaluation), besides TRIAL_ID and ARM.
 EPOCH, STEP, FULL_VAL = "epoch", "step", "full_val"
-LOSSES = ("loss", "ce_loss", "kd_loss", "feature_loss", "kd_ce_ratio")
 
 # confirm.csv columns (one row per confirm run), besides TRIAL_ID and ARM.
 SEED, RUN_ID = "seed", "run_id"

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kdtune.config import ExperimentConfig
 from kdtune.errors import ConfigError
-from kdtune.params import CE_ALPHA, validate_hparams
+from kdtune.params import CE_ALPHA, is_ce_only, validate_hparams
 from kdtune.record import record as R
 from kdtune.record import schema as S
 from kdtune.record.picks import BASELINE, DISTILLED
@@ -39,7 +39,7 @@ class Pick:
 
     @property
     def is_ce(self) -> bool:
-        return float(self.hparams.get("alpha", 0)) >= CE_ALPHA and not float(self.hparams.get("beta") or 0)
+        return is_ce_only(self.hparams)
 
 
 @dataclass

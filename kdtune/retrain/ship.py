@@ -14,7 +14,6 @@ from typing import Any
 from kdtune.record import record as R
 
 SHIP_DIR, ALTERNATIVE_DIR = f"{R.RETRAIN}/model", f"{R.RETRAIN}/alternative"
-LABELS = {"student": "the KD student", "baseline": "the tuned CE baseline"}
 
 
 def ship_choice(decision: dict[str, Any], failures: dict[str, list[int]],

@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from kdtune.config import ExperimentConfig
 from kdtune.record import record as R
 from kdtune.record import schema as S
 from kdtune.record.picks import BASELINE, DISTILLED, pareto_table, picks
@@ -103,8 +102,3 @@ def write_results(plan: SearchPlan, prep: Any, results: list[Any], confirm: pd.D
     log.info("pruned trial checkpoints: %.0f MB freed", freed / 1e6)
     return evaluation
 
-
-def best_config(chosen: dict[str, Any], cfg: ExperimentConfig) -> dict[str, Any] | None:
-    """The recommended hparams (the picked distilled student's, else the overall best)."""
-    pick = chosen.get(DISTILLED) or chosen.get(BASELINE)
-    return None if pick is None else pick["hparams"]
