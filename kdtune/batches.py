@@ -107,6 +107,27 @@ def batch_indices(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: 
     return [batches[b] for b in rng.permutation(len(batches))]
 
 
+def eval_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Evaluation batches by a token budget: rows sorted by length, each batch as many rows as
+    fit ``batch_size x median length`` padded tokens. Short rows travel in larger batches and
+    the longest in smaller ones, so no batch pads a few long rows to a full row count (a
+    240-row subset's last batch of the longest rows cost as much as the rest together).
+    """
+    n = len(lengths)
+    if n == 0:
+        return []
+    order = np.argsort(lengths, kind="stable")
+    budget = batch_size * max(1, int(np.median(lengths)))
+    batches, start = [], 0
+    for i in range(n):
+        # ascending order: row i is the longest of the batch it would join
+        if i > start and (i - start + 1) * int(lengths[order[i]]) > budget:
+            batches.append(order[start:i])
+            start = i
+    batches.append(order[start:])
+    return batches
+
+
 def gather_padded(flat: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor,
                   index: torch.Tensor, width: int, pad: float | int = 0
                   ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdtune.batches import DeviceSplit, Encoded, batch_indices, stratified_subset
+from kdtune.batches import DeviceSplit, Encoded, eval_batches, stratified_subset
 from kdtune.devices import autocast, best_device, inference_batch_size
 from kdtune.feature_kd import FeatureKD
 from kdtune.losses import logit_loss
@@ -133,8 +133,7 @@ def predict_logits(model: nn.Module, data: Encoded | DeviceSplit, batch_size: in
     was_training = model.training
     model.eval()
     out = None
-    for index in batch_indices(split.host_lengths, inference_batch_size(device, batch_size),
-                               shuffle=False):
+    for index in eval_batches(split.host_lengths, inference_batch_size(device, batch_size)):
         index_t = split.index(index)
         with autocast(device):
             logits = model(**split.batch(index, index_t)).logits.float()

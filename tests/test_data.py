@@ -223,3 +223,16 @@ def test_unlabelled_test_split_is_one_line(tmp_path):
         load_splits(DataConfig(path=str(tmp_path / "train.csv"), test_split=str(tmp_path / "test.csv")))
     assert str(err.value).startswith("data.label_column: data.test_split has 20 rows labelled -1")
     assert "use a labelled split" in str(err.value)
+
+
+def test_eval_batches_by_token_budget_hand_computed():
+    from kdtune.batches import eval_batches
+
+    # lengths sorted: [2, 3, 3, 4, 10, 12]; median 3.5 -> int 3; budget 2 rows x 3 = 6 tokens
+    lengths = np.array([10, 3, 2, 12, 4, 3])
+    batches = [b.tolist() for b in eval_batches(lengths, 2)]
+    # [2, 3] -> 2 x 3 = 6 fits; adding the second 3 -> 3 x 3 = 9 > 6: new batch
+    # [3, 4] -> 2 x 4 = 8 > 6: 3 alone; [4] then 2 x 10 > 6; [10]; [12] (a row always goes)
+    assert batches == [[2, 1], [5], [4], [0], [3]]
+    assert sorted(i for b in batches for i in b) == list(range(6))  # every row once
+    assert eval_batches(np.array([], dtype=int), 8) == []
