@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.3.0"  # the one version string: pyproject.toml reads it (dynamic)
+from kdtune.version import __version__
+
 __all__ = ["__version__", "load_experiment", "retrain_experiment", "run_search"]
 
 _API = ("run_search", "load_experiment", "retrain_experiment")

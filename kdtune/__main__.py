@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from kdtune import __version__
 from kdtune.cli import EXIT_BAD_INPUT
+from kdtune.version import __version__
 
 SUBCOMMANDS = {
     "search": "search a space (kdtune search --space search_spaces/alpha_temp.yaml)",

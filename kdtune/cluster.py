@@ -47,15 +47,13 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
     """
     import ray
 
-    import kdtune
-
     if address is None and ray.is_initialized():
         yield
         return
 
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
     if address:
-        kwargs["runtime_env"] = {"py_modules": [str(Path(kdtune.__file__).parent)]}
+        kwargs["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parent)]}  # kdtune/
         ray.init(address=address, **kwargs)
     else:
         # "local": a new Ray for this search, never an unrelated cluster running on the machine
@@ -104,8 +102,8 @@ def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = 
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    import kdtune
     from kdtune.node_check import node_check
+    from kdtune.version import __version__
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     _resources(cfg, nodes)
@@ -116,7 +114,7 @@ def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = 
     record.store.write_text(f"{PREFLIGHT_DIR}/{marker}", "driver")
     task = ray.remote(num_cpus=0)(node_check)
     refs = {task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
-                         max_retries=0).remote(kdtune.__version__, modules, record.root, marker,
+                         max_retries=0).remote(__version__, modules, record.root, marker,
                                                n["NodeID"], n["Resources"].get("GPU", 0.0),
                                                PREFLIGHT_DIR): n for n in nodes}
     try:

@@ -23,7 +23,7 @@ from kdtune.recipe import TrialData, build_model
 from kdtune.record import record as R
 from kdtune.record import schema as S
 from kdtune.record.record import Record
-from kdtune.trainable import WEIGHTS
+from kdtune.trainer import CHECKPOINT_WEIGHTS as WEIGHTS
 from kdtune.trainer import classification_metrics, predict_logits
 
 log = logging.getLogger(__name__)

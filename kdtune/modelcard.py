@@ -62,7 +62,7 @@ class CardFacts:
     params: int | None = None
     weights_mb: float | None = None
     latency: dict[str, Any] = field(default_factory=dict)  # kdtune.latency.measure(...) output
-    export_rows: list[dict[str, Any]] | None = None  # kdtune.export's table rows
+    export_table: str | None = None  # kdtune.export's table, rendered (export.table.markdown_table)
     how_to_load: str = ""  # a Python snippet; default: a transformers pipeline of ``name``
 
     @property
@@ -89,8 +89,8 @@ def write_card(folder: str | Path, facts: CardFacts) -> Path:
     return path
 
 
-def add_export_table(folder: str | Path, rows: list[dict[str, Any]], note: str = "") -> Path:
-    """Re-render ``folder/README.md`` with the export table (replacing an earlier one).
+def add_export_table(folder: str | Path, table: str, note: str = "") -> Path:
+    """Re-render ``folder/README.md`` with the export ``table`` (markdown; replacing an earlier one).
 
     The section goes before ``## How to load`` when the card has one, else at the end; the
     metadata is kept as it was.
@@ -99,7 +99,7 @@ def add_export_table(folder: str | Path, rows: list[dict[str, Any]], note: str =
     if not path.is_file():
         raise FileNotFoundError(f"no model card {path}; write one first (write_card)")
     card = ModelCard.load(path)
-    section = export_section(rows, note)
+    section = export_section(table, note)
     text = card.text
     if _EXPORT_BLOCK.search(text):
         text = _EXPORT_BLOCK.sub(lambda _: section, text, count=1)
@@ -113,13 +113,11 @@ def add_export_table(folder: str | Path, rows: list[dict[str, Any]], note: str =
     return path
 
 
-def export_section(rows: list[dict[str, Any]], note: str = "") -> str:
-    """The card's ONNX section (between markers): the export table and an optional note."""
-    from kdtune.export.table import markdown_table
-
+def export_section(table: str, note: str = "") -> str:
+    """The card's ONNX section (between markers): the export table (rendered by
+    ``kdtune.export``) and an optional note."""
     parts = [EXPORT_START, "## ONNX export", "", "Every artefact is checked against the torch "
-             "model on the held-out test split (`python -m kdtune.export`).", "",
-             markdown_table(rows)]
+             "model on the held-out test split (`python -m kdtune.export`).", "", table]
     if note:
         parts += ["", note]
     return "\n".join([*parts, EXPORT_END])
@@ -160,8 +158,8 @@ def _body(facts: CardFacts) -> str:
                          [[s.name, f"{s.student_mean:.4f} ± {s.student_std:.4f}",
                            f"{s.baseline_mean:.4f} ± {s.baseline_std:.4f}"] for s in facts.seed_summary])]
     parts += ["## Verdict", facts.verdict, "## Size and speed", _size_text(facts)]
-    if facts.export_rows:
-        parts.append(export_section(facts.export_rows))
+    if facts.export_table:
+        parts.append(export_section(facts.export_table))
     snippet = facts.how_to_load or (
         'from transformers import pipeline\n\n'
         f'classifier = pipeline("{facts.task}", model="{facts.name}")\n'

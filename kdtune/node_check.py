@@ -26,10 +26,10 @@ def node_check(version: str, modules: tuple[str, ...], root: str, driver_marker:
 
 def _imports(version: str, modules: tuple[str, ...]) -> str | None:
     try:
-        import kdtune
+        from kdtune.version import __version__
 
-        if kdtune.__version__ != version:
-            return (f"runs kdtune {kdtune.__version__}, the driver {version}; install the driver's "
+        if __version__ != version:
+            return (f"runs kdtune {__version__}, the driver {version}; install the driver's "
                     "version there (or let runtime_env ship it)")
         for name in ("kdtune.config", "kdtune.record.store", *modules):
             importlib.import_module(name)

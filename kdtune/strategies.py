@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from kdtune.config import Arm, ExperimentConfig
+# ``cfg`` below is a kdtune.config.ExperimentConfig and ``arm`` a kdtune.config.Arm; the config
+# imports this module (to validate search.strategy), so this one names them without importing.
+ExperimentConfig = Arm = Any
 
 #: The seed report's grid (alpha, then T, then the learning rate), the ``grid`` strategy's
 #: values for these parameters unless ``search.grid`` gives others; the tabular benchmark

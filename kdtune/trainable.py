@@ -26,9 +26,9 @@ from safetensors.torch import load_file, save_file
 from kdtune.devices import hide_unassigned_gpus, trial_device
 from kdtune.recipe import TrialData, build_trainer, size_metrics
 from kdtune.record import schema as S
+from kdtune.trainer import CHECKPOINT_STATE as STATE
+from kdtune.trainer import CHECKPOINT_WEIGHTS as WEIGHTS
 from kdtune.trainer import DivergedError, RungMetrics, Trainer
-
-STATE, WEIGHTS = "trainer.json", "trainer.safetensors"
 
 
 def rung_report(m: RungMetrics, label_names: list[str], mode: str, metric: str) -> dict[str, Any]:

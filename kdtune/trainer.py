@@ -78,6 +78,10 @@ class RungMetrics:
 Callback = Callable[[RungMetrics, "Trainer"], None]
 
 
+#: A trial checkpoint's files (kdtune.trainable writes them; kdtune.evaluate reads the weights).
+CHECKPOINT_STATE, CHECKPOINT_WEIGHTS = "trainer.json", "trainer.safetensors"
+
+
 class KeepBest:
     """A callback keeping a CPU copy of the weights at the best *whole-split* evaluation.
 

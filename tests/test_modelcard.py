@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from huggingface_hub import ModelCard
 
+from kdtune.export.table import markdown_table
 from kdtune.modelcard import (
     EXPORT_START,
     CardFacts,
@@ -85,8 +86,8 @@ ROWS = [
 def test_add_export_table_replaces_its_section(tmp_path):
     facts = make_facts()
     path = write_card(tmp_path, facts)
-    add_export_table(tmp_path, ROWS, note="Target: PASS")
-    add_export_table(tmp_path, [{**ROWS[0], "latency_ms": 9.9}], note="second run")
+    add_export_table(tmp_path, markdown_table(ROWS), note="Target: PASS")
+    add_export_table(tmp_path, markdown_table([{**ROWS[0], "latency_ms": 9.9}]), note="second run")
     card = ModelCard.load(path)
     assert card.text.count(EXPORT_START) == 1 and card.text.count("## ONNX export") == 1
     assert "| torch fp32 | 62.5 | 100.0 | 0.8900 | +0.00 | 9.90 | 165 | 1.00x |" in card.text
@@ -97,11 +98,11 @@ def test_add_export_table_replaces_its_section(tmp_path):
 
 
 def test_export_rows_in_facts_and_plain_cards(tmp_path):
-    card = build_card(make_facts(export_rows=ROWS))
+    card = build_card(make_facts(export_table=markdown_table(ROWS)))
     assert "| onnx int8 | 15.8 | 98.8 | 0.8870 | -0.30 | 1.50 | 476 | 5.07x |" in card.text
     (tmp_path / "README.md").write_text("---\nlibrary_name: transformers\n---\n# A card\n",
                                         encoding="utf-8")
-    add_export_table(tmp_path, ROWS)
+    add_export_table(tmp_path, markdown_table(ROWS))
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert text.startswith("---\nlibrary_name: transformers\n---\n# A card")
     assert "## ONNX export" in text
@@ -109,4 +110,4 @@ def test_export_rows_in_facts_and_plain_cards(tmp_path):
 
 def test_missing_card_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
-        add_export_table(tmp_path, ROWS)
+        add_export_table(tmp_path, markdown_table(ROWS))

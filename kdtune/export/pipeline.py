@@ -93,7 +93,7 @@ def export_source(source: str, model_dir: Path, exp_dir: Path, split: TestSplit,
     if (model_dir / "README.md").is_file():
         from kdtune.modelcard import add_export_table
 
-        add_export_table(model_dir, rows, note=doc["target"]["line"])
+        add_export_table(model_dir, table.markdown_table(rows), note=doc["target"]["line"])
         log.info("%s: model card %s updated", source, model_dir / "README.md")
     return doc
 

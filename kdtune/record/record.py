@@ -73,7 +73,7 @@ class Record:
         return not self.store.listdir()
 
     def create(self, cfg: ExperimentConfig) -> None:
-        from kdtune import __version__
+        from kdtune.version import __version__
 
         self.write_json(MARKER, {"schema": schema.SCHEMA_VERSION, "kdtune": __version__})
         self.store.write_text(CONFIG, cfg.to_yaml())

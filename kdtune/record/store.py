@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
 
 from kdtune.errors import ConfigError
+from kdtune.files import atomic_write_bytes
 
 SCHEMES = ("s3", "gs", "gcs")
 
@@ -157,21 +157,7 @@ class Store:
             with self.fs.open_output_stream(self.path(rel)) as f:
                 f.write(data)
             return
-        path = self.local(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        umask = os.umask(0)  # mkstemp makes 0600 files; results are ordinary files (0644 here)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(self.local(rel), data)
 
     def write_text(self, rel: str, text: str) -> None:
         self.write_bytes(rel, text.encode("utf-8"))

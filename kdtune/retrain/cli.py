@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Range checks argparse cannot express, as :class:`ConfigError` naming the flag."""
-    from kdtune.api import check_retrain_options
+    from kdtune.retrain.options import check_retrain_options
 
     args.seeds = check_retrain_options(
         seeds=args.seeds, max_seeds=args.max_seeds, round_size=args.round_size, margin=args.margin,
@@ -87,7 +87,7 @@ def print_report(report: RetrainReport) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; 0, 1 when --check-reproduction fails, 2 on bad input."""
-    from kdtune.api import retrain_experiment
+    from kdtune.retrain.options import retrain as retrain_experiment
 
     args = parse_args(argv)
     setup_logging(args.verbose)
