@@ -504,43 +504,46 @@ def _type_ok(value: Any, annotation: Any) -> tuple[bool, Any]:
                 return True, coerced
         return False, value
     if origin is dict:
-        if not isinstance(value, dict):
-            return False, value
-        key_t, item_t = typing.get_args(annotation) or (Any, Any)
-        out_d = {}
-        for k, item in value.items():
-            ok_k, k2 = _type_ok(k, key_t)
-            ok, coerced = _type_ok(item, item_t)
-            if not (ok_k and ok):
-                return False, value
-            out_d[k2] = coerced
-        return True, out_d
+        return _dict_ok(value, *(typing.get_args(annotation) or (Any, Any)))
     if origin is list:
-        if not isinstance(value, list):
+        return _list_ok(value, (typing.get_args(annotation) or (Any,))[0])
+    return _scalar_ok(value, annotation)
+
+
+def _dict_ok(value: Any, key_t: Any, item_t: Any) -> tuple[bool, Any]:
+    if not isinstance(value, dict):
+        return False, value
+    out = {}
+    for k, item in value.items():
+        (ok_k, k2), (ok, coerced) = _type_ok(k, key_t), _type_ok(item, item_t)
+        if not (ok_k and ok):
             return False, value
-        (item_t,) = typing.get_args(annotation) or (Any,)
-        out = []
-        for item in value:
-            ok, coerced = _type_ok(item, item_t)
-            if not ok:
-                return False, value
-            out.append(coerced)
-        return True, out
+        out[k2] = coerced
+    return True, out
+
+
+def _list_ok(value: Any, item_t: Any) -> tuple[bool, Any]:
+    if not isinstance(value, list):
+        return False, value
+    out = []
+    for item in value:
+        ok, coerced = _type_ok(item, item_t)
+        if not ok:
+            return False, value
+        out.append(coerced)
+    return True, out
+
+
+def _scalar_ok(value: Any, annotation: Any) -> tuple[bool, Any]:
     if annotation is Any:
         return True, value
-    if annotation is bool:
-        return isinstance(value, bool), value
+    if annotation is bool or isinstance(value, bool):
+        return annotation is bool and isinstance(value, bool), value
     if annotation is int:
-        if isinstance(value, bool):
-            return False, value
-        if isinstance(value, int):
-            return True, value
         if isinstance(value, float) and value.is_integer():
             return True, int(value)
-        return False, value
+        return isinstance(value, int), value
     if annotation is float:
-        if isinstance(value, bool):
-            return False, value
         if isinstance(value, (int, float)):
             return True, float(value)
         if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
