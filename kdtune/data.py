@@ -85,9 +85,7 @@ def resolve_source(cfg: DataConfig) -> tuple[str, str]:
                               f"from {os.getcwd()!r}); fix the path"
                               + (", or set data.hub_fallback: true to load data.hub instead"
                                  if cfg.hub else ""))
-        log.warning("data.path %r not found: loading data.hub %r instead (data.hub_fallback)",
-                    cfg.path, cfg.hub)
-    return "hub", str(cfg.hub)
+    return "hub", str(cfg.hub)  # said once it loaded (load_frames): a failure is one line
 
 
 def read_local(path: str, field: str = "data.path") -> pd.DataFrame:
@@ -112,9 +110,14 @@ def _hub_reachable(cfg: DataConfig) -> None:
     try:
         requests.head(constants.ENDPOINT, timeout=5)
     except requests.RequestException as exc:
-        raise ConfigError("data.hub", f"cannot reach the Hugging Face hub at {constants.ENDPOINT} to "
-                          f"load {cfg.hub!r} ({type(exc).__name__}); give a local data.path, or "
-                          "set HF_DATASETS_OFFLINE=1 to use a cached copy") from None
+        raise ConfigError("data.hub", f"{_missing_file(cfg)}cannot reach the Hugging Face hub at "
+                          f"{constants.ENDPOINT} to load {cfg.hub!r} ({type(exc).__name__}); give "
+                          "a local data.path, or set HF_DATASETS_OFFLINE=1 to use a cached copy") from None
+
+
+def _missing_file(cfg: DataConfig) -> str:
+    """With data.hub_fallback, the hub was the fallback: say that the file was not there either."""
+    return f"data.path {cfg.path!r} not found and " if cfg.path is not None else ""
 
 
 def read_hub(cfg: DataConfig, split: str, field: str = "data.hub") -> tuple[pd.DataFrame, list | None]:
@@ -127,8 +130,8 @@ def read_hub(cfg: DataConfig, split: str, field: str = "data.hub") -> tuple[pd.D
         ds = datasets.load_dataset(cfg.hub, cfg.hub_config, split=split)
     except Exception as exc:  # noqa: BLE001 - any hub/network failure becomes one line
         where = f"{cfg.hub!r}" + (f" config {cfg.hub_config!r}" if cfg.hub_config else "")
-        raise ConfigError(field, f"could not load {where} split {split!r} ({_first_line(exc)}); "
-                          "check the names or give a local data.path") from None
+        raise ConfigError(field, f"{_missing_file(cfg)}could not load {where} split {split!r} "
+                          f"({_first_line(exc)}); check the names or give a local data.path") from None
     feature = ds.features.get(cfg.label_column)
     names = list(feature.names) if feature is not None and hasattr(feature, "names") else None
     return ds.to_pandas(), names
@@ -194,6 +197,9 @@ def load_frames(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], st
     kind, where = resolve_source(cfg)
     main, hub_names = _read(cfg, kind, where, cfg.hub_split, "data.path" if kind == "local" else
                             "data.hub")
+    if kind == "hub" and cfg.path is not None:
+        log.warning("data.path %r not found: using data.hub %r instead (data.hub_fallback)",
+                    cfg.path, cfg.hub)
     frames = {"main": _columns(main, cfg, where)}
     for name, split in (("val", cfg.val_split), ("test", cfg.test_split)):
         if split is not None:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,8 @@ from kdtune.data import load_splits
 from kdtune.models import load_tokenizer
 
 NAMES = ["World", "Sports", "Business", "Sci/Tech"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cfg(path, **kw):
@@ -236,3 +239,18 @@ def test_eval_batches_by_token_budget_hand_computed():
     assert batches == [[2, 1], [5], [4], [0], [3]]
     assert sorted(i for b in batches for i in b) == list(range(6))  # every row once
     assert eval_batches(np.array([], dtype=int), 8) == []
+
+
+def test_quickstart_without_the_file_and_the_hub_is_one_line(tmp_path):
+    """The quickstart falls back to the hub when the shared file is absent; with neither, one
+    line naming both, exit 2 (run from a folder where ../shared does not exist)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "kdtune.search", "--space",
+                           str(ROOT / "search_spaces" / "alpha_temp.yaml"), "--dry-run",
+                           "--results-dir", str(tmp_path)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("kdtune.search: error: data.hub: data.path "
+                               "'../shared/data/ag_news/ag_news_7600.csv' not found and could not "
+                               "load 'ag_news'"), lines[0]
