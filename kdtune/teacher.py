@@ -27,6 +27,7 @@ import torch
 from kdtune.batches import Encoded, batch_indices, row_positions
 from kdtune.config import ExperimentConfig, TeacherConfig
 from kdtune.devices import autocast, best_device, inference_batch_size, precision
+from kdtune.logs import progress_bar
 from kdtune.models import ModelBlob, count_parameters, load_classifier, load_finetuned
 from kdtune.params import TrainParams
 from kdtune.teacher_cache import (
@@ -119,7 +120,8 @@ def build_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_name
     logits, metrics = {}, {"params": count_parameters(model), "device": device.type,
                            "precision": precision(device), **info}
     for split in SPLITS:
-        logits[split] = predict_logits(model, encoded[split], cfg.train.eval_batch_size, device)
+        logits[split] = predict_logits(model, encoded[split], cfg.train.eval_batch_size, device,
+                                       progress=f"teacher logits ({split})")
         if split != "train":
             metrics[split] = classification_metrics(encoded[split].labels,
                                                     logits[split].argmax(-1), label_names)
@@ -180,14 +182,18 @@ def compute_hidden_states(model: torch.nn.Module, data: Encoded, blocks: list[in
     split = DeviceSplit(data, device)
     width = model.config.hidden_size
     flat = {i: np.zeros((data.tokens, width), dtype=np.float16) for i in blocks}
-    for index in batch_indices(data.lengths, inference_batch_size(device, batch_size), shuffle=False):
-        batch = split.batch(index)
-        with autocast(device):
-            states = model(**batch, output_hidden_states=True).hidden_states
-        mask = batch["attention_mask"].bool()
-        positions = row_positions(data.offsets[:-1][index], data.lengths[index])
-        for i in blocks:  # rows of the mask in row-major order are the tokens in data order
-            flat[i][positions] = states[i + 1][mask].to(torch.float16).cpu().numpy()
+    with progress_bar(len(data.lengths), "teacher hidden states", "row") as bar:
+        for index in batch_indices(data.lengths, inference_batch_size(device, batch_size),
+                                   shuffle=False):
+            batch = split.batch(index)
+            with autocast(device):
+                states = model(**batch, output_hidden_states=True).hidden_states
+            mask = batch["attention_mask"].bool()
+            positions = row_positions(data.offsets[:-1][index], data.lengths[index])
+            for i in blocks:  # rows of the mask in row-major order are the tokens in data order
+                flat[i][positions] = states[i + 1][mask].to(torch.float16).cpu().numpy()
+            if bar is not None:
+                bar.update(len(index))
     return flat
 
 

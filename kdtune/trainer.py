@@ -27,6 +27,7 @@ from torch import nn
 from kdtune.batches import DeviceSplit, Encoded, eval_batches, stratified_subset
 from kdtune.devices import autocast, best_device, inference_batch_size
 from kdtune.feature_kd import FeatureKD
+from kdtune.logs import progress_bar
 from kdtune.losses import logit_loss
 from kdtune.params import TrainParams
 
@@ -130,20 +131,25 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray,
 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, data: Encoded | DeviceSplit, batch_size: int = 128,
-                   device: torch.device | None = None) -> np.ndarray:
-    """Logits for every row of ``data`` in its original order (batched by length for speed)."""
+                   device: torch.device | None = None, progress: str | None = None) -> np.ndarray:
+    """Logits for every row of ``data`` in its original order (batched by length for speed);
+    ``progress`` names a bar shown on a terminal (the teacher's logits pass)."""
     device = device or next(model.parameters()).device
     split = data if isinstance(data, DeviceSplit) else DeviceSplit(data, device)
     was_training = model.training
     model.eval()
     out = None
-    for index in eval_batches(split.host_lengths, inference_batch_size(device, batch_size)):
-        index_t = split.index(index)
-        with autocast(device):
-            logits = model(**split.batch(index, index_t)).logits.float()
-        if out is None:
-            out = torch.empty((len(split), logits.shape[1]), dtype=torch.float32, device=device)
-        out[index_t] = logits
+    batches = eval_batches(split.host_lengths, inference_batch_size(device, batch_size))
+    with progress_bar(len(split), progress or "", "row", enabled=progress is not None) as bar:
+        for index in batches:
+            index_t = split.index(index)
+            with autocast(device):
+                logits = model(**split.batch(index, index_t)).logits.float()
+            if out is None:
+                out = torch.empty((len(split), logits.shape[1]), dtype=torch.float32, device=device)
+            out[index_t] = logits
+            if bar is not None:
+                bar.update(len(index))
     model.train(was_training)
     return out.cpu().numpy()
 
@@ -184,7 +190,8 @@ class Trainer:
         self.model = model.to(self.device)
         self.params, self.label_names = params, list(label_names)
         self.callbacks = list(callbacks)
-        self.progress, self.progress_desc = progress, progress_desc
+        self.progress, self.progress_desc = progress, progress_desc  # a bar on a terminal
+        self._bar: Any = None
         targets = {} if teacher_logits is None else {"teacher": np.asarray(teacher_logits, np.float32)}
         self.train = DeviceSplit(train, self.device, targets)
         self.val, self.val_labels = DeviceSplit(val, self.device), val.labels
@@ -264,6 +271,8 @@ class Trainer:
         """One step added to the running sums, with the periodic NaN check."""
         sums = sums + self._step(index, index_t)
         self.step += 1
+        if self._bar is not None:
+            self._bar.update(1)
         if self.step % self.params.nan_check_every == 0:
             self._check_finite(sums, epoch)
         return sums, seen + len(index)
@@ -360,10 +369,13 @@ class Trainer:
         """Train to the end (or until a callback stops it), from ``self.step``."""
         seed_everything(self.params.seed + self.step)
         first_epoch = self.step // self.steps_per_epoch + 1
-        for epoch in range(first_epoch, self.params.epochs + 1):
-            skip = self.step - (epoch - 1) * self.steps_per_epoch
-            if not self._run_epoch(epoch, skip):
-                break
+        with progress_bar(self.params.epochs * self.steps_per_epoch, self.progress_desc, "step",
+                          enabled=self.progress, initial=self.step) as self._bar:
+            for epoch in range(first_epoch, self.params.epochs + 1):
+                skip = self.step - (epoch - 1) * self.steps_per_epoch
+                if not self._run_epoch(epoch, skip):
+                    break
+        self._bar = None
         return self.history
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -62,3 +63,37 @@ def test_bad_set_is_one_line(sets, field, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"kdtune.search: error: {field}"), err
+
+
+def test_progress_bars_only_on_a_terminal():
+    """Long driver stages show a tqdm bar with an ETA on a terminal, nothing in a pipe or file."""
+    import pty
+
+    code = ("from kdtune.logs import progress_bar\n"
+            "with progress_bar(3, 'stage', 'step') as bar:\n"
+            "    print('bar' if bar is not None else 'none', flush=True)\n"
+            "    [bar.update(1) for _ in range(3)] if bar is not None else None\n")
+    piped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert piped.stdout.strip() == "none" and piped.stderr == ""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()  # a terminal of 100 columns: the bar is there, with its ETA
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave,
+                            close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    text = b"".join(chunks).decode(errors="replace")
+    assert "bar" in text and "stage:" in text and "/3 [00:00<" in text, text  # elapsed<ETA

@@ -155,3 +155,9 @@ def test_record_files_hold_no_absolute_paths(experiment):
     for path in trials["path"].dropna():
         assert path.startswith(("tune/", "tune_")) and (experiment / path).is_dir(), path
     assert str(experiment.resolve()) not in (experiment / "trials.csv").read_text()
+
+
+def test_the_drivers_log_is_kept_with_the_experiment(experiment):
+    log = (experiment / "driver.log").read_text()
+    assert "kdtune.teacher" in log and "kdtune.search INFO" in log
+    assert "\x1b[" not in log and "\r" not in log  # no progress bar in a file

@@ -44,6 +44,7 @@ OPTUNA = "optuna.db"
 TUNE, TUNE_CONFIRM = "tune", "tune_confirm"
 MODELS, RETRAIN, EXPORT = "models", "retrain", "export"
 REPORT_MD, REPORT_HTML, REPORT_DIR = "report.md", "report.html", "report"
+DRIVER_LOG = "driver.log"  # what the search's driver logged (retrain/driver.log: the retrain's)
 #: Columns read as text whatever they hold (hex trial ids like "00012345" are not numbers).
 TEXT_COLUMNS = {schema.TRIAL_ID: str, schema.ARM: str, schema.ANCHOR: str, schema.STATUS: str,
                 schema.ERROR: str, schema.DUPLICATE_OF: str, "layers": str}

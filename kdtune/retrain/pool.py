@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from kdtune.logs import progress_bar
 from kdtune.retrain.runs import Run, train_run
 
 log = logging.getLogger("kdtune.retrain")
@@ -75,4 +76,10 @@ class RunPool:
         refs = [task.remote(*self._refs, job, self.threads, self.metric, self.mode) for job in jobs]
         log.info("%d runs submitted as Ray tasks (%g CPU, %g GPU each)", len(refs), self.cpus,
                  self.gpus)
+        with progress_bar(len(refs), "retrain runs", "run") as bar:
+            pending = list(refs)
+            while pending:  # as they finish, so the bar's ETA follows real completions
+                done, pending = ray.wait(pending, num_returns=1)
+                if bar is not None:
+                    bar.update(len(done))
         return ray.get(refs)

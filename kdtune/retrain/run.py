@@ -101,11 +101,19 @@ def make_pool(prep: Any, cfg: ExperimentConfig, threads: int, device: Any, seque
                    sequential=sequential)
 
 
-def run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, design: Design,
-                epochs: int | None = None, n_resamples: int = 1000, check_reproduction: bool = False,
-                threads: int | None = None, sequential: bool = False,
-                address: str | None = None) -> RetrainReport:
-    """Re-train, evaluate, decide, save both models; writes ``retrain/`` and returns its report."""
+def run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, **kwargs: Any) -> RetrainReport:
+    """Re-train, evaluate, decide, save both models; writes ``retrain/`` (its log in
+    ``retrain/driver.log``) and returns its report. Options as :func:`_run_retrain`."""
+    from kdtune.logs import kept_log
+
+    with kept_log(record, f"{R.RETRAIN}/{R.DRIVER_LOG}"):
+        return _run_retrain(record, cfg, choice, **kwargs)
+
+
+def _run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, design: Design,
+                 epochs: int | None = None, n_resamples: int = 1000, check_reproduction: bool = False,
+                 threads: int | None = None, sequential: bool = False,
+                 address: str | None = None) -> RetrainReport:
     from kdtune.cluster import ray_session
     from kdtune.devices import best_device
     from kdtune.pipeline import prepare

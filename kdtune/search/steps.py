@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+from kdtune.logs import kept_log
 from kdtune.record import record as R
 from kdtune.search.plan import SearchPlan
 from kdtune.search.run import EXIT_INTERRUPTED, Outcome, interrupted, run_search_stage, setup_environment
@@ -81,7 +82,7 @@ def run_plan(plan: SearchPlan) -> Outcome:
     t0 = time.perf_counter()
     existed = not plan.record.is_empty()
     try:
-        with ray_session(plan.address):
+        with kept_log(plan.record, R.DRIVER_LOG), ray_session(plan.address):
             prep = prepare_stages(plan)
             info = {**_info(plan, prep), "started": t0}
             outcome = _search_and_confirm(plan, prep, info)
