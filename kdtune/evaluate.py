@@ -32,11 +32,12 @@ TRIAL_MARK = "kdtune_trial.json"  # in an exported model folder: which trial it 
 
 
 def evaluate_model(model: torch.nn.Module, encoded: dict[str, Encoded], label_names: list[str],
-                   batch_size: int, device: torch.device) -> dict[str, Any]:
+                   batch_size: int, device: torch.device, precision: str = "auto") -> dict[str, Any]:
     """Validation and test metrics (with predictions) of ``model``."""
     out: dict[str, Any] = {"params": count_parameters(model)}
     for split in ("val", "test"):
-        preds = predict_logits(model.to(device), encoded[split], batch_size, device).argmax(-1)
+        preds = predict_logits(model.to(device), encoded[split], batch_size, device,
+                               precision=precision).argmax(-1)
         out[split] = classification_metrics(encoded[split].labels, preds, label_names)
         out[split]["predictions"] = preds.tolist()
     return out

@@ -49,9 +49,9 @@ class FeatureKD(nn.Module):
 
     def __init__(self, pairs: Sequence[tuple[int, int]], student_width: int, kind: str,
                  cached: dict[int, RaggedStates] | None = None,
-                 online_teacher: nn.Module | None = None):
+                 online_teacher: nn.Module | None = None, precision: str = "auto"):
         super().__init__()
-        self.pairs, self.kind = list(pairs), kind
+        self.pairs, self.kind, self.precision = list(pairs), kind, precision
         self.cached = cached or {}
         # A tuple, not an attribute: the frozen teacher must not become a submodule (its
         # weights would enter the optimizer and every checkpoint).
@@ -71,7 +71,7 @@ class FeatureKD(nn.Module):
         width, device = mask.shape[1], mask.device
         teacher_states = None
         if self._online:
-            with torch.inference_mode(), autocast(device):
+            with torch.inference_mode(), autocast(device, self.precision):
                 teacher_states = self._online[0](**batch, output_hidden_states=True).hidden_states
         total = torch.zeros((), device=device)
         for proj, (s_block, t_block) in zip(self.projections, self.pairs, strict=True):

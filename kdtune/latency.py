@@ -100,7 +100,8 @@ def torch_runner(model: Any) -> tuple[Callable[[Batch], Any], Callable[[], None]
     model.eval()
 
     def run(batch: Batch) -> Any:
-        with torch.inference_mode(), autocast(device):
+        # as a user runs the exported model: fp32 on the CPU, bf16 autocast on a GPU that has it
+        with torch.inference_mode(), autocast(device, "fp32" if device.type == "cpu" else "auto"):
             return model(**{k: torch.from_numpy(v).to(device) for k, v in batch.items()})
 
     return run, lambda: synchronize(device)

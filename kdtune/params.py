@@ -85,6 +85,7 @@ class TrainParams:
     teacher_weight: float | None = None  # two teachers: the main one's weight (searchable)
     feature_cache_max_mb: float = 4096.0  # larger hidden-state caches are computed online
     eval_every: float = 0.5  # validate (an ASHA rung) every this fraction of an epoch
+    precision: str = "auto"  # auto: bf16 autocast where the CPU / GPU has bf16, else fp32
     nan_check_every: int = 16  # steps between checks for a NaN / inf loss (one host sync)
 
     def __post_init__(self) -> None:
@@ -100,6 +101,8 @@ class TrainParams:
             value = getattr(self, name)
             check(value in registry, f"{prefix}.{name}",
                   f"must be one of {', '.join(map(repr, registry))}, got {value!r}")
+        check(self.precision in ("auto", "bf16", "fp32"), f"{prefix}.precision",
+              f"must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
         check(self.teacher_combine in ("weighted", "confidence"), f"{prefix}.teacher_combine",
               f"must be 'weighted' or 'confidence', got {self.teacher_combine!r}")
         if self.teacher_weights is not None:

@@ -73,7 +73,8 @@ class Prepared:
                 "teacher_epochs": [{"epoch": h["epoch"], "val_macro_f1": h["val_macro_f1"]}
                                    for h in t.get("history") or [] if h.get("full_val", True)],
                 "student": self.student_init.description,
-                "driver_device": self.device.type, "driver_precision": precision(self.device),
+                "driver_device": self.device.type,
+                "driver_precision": self.teacher.metrics.get("precision") or precision(self.device),
                 "teacher_device": t.get("device"), "teacher_precision": t.get("precision"),
                 "extra_teachers": [{"key": x.key, "dir": str(x.dir.resolve()),
                                     "val_accuracy": x.metrics["val"]["accuracy"],
@@ -151,7 +152,8 @@ def _features(cfg: ExperimentConfig, prep: Prepared) -> None:
     size_mb = train.tokens * teacher_cfg.hidden_size * 2 * len(blocks) / 1e6
     if size_mb <= cfg.train.feature_cache_max_mb:
         prep.feature_targets = hidden_states(prep.teacher, train, blocks,
-                                             cfg.train.eval_batch_size, best_device())
+                                             cfg.train.eval_batch_size, best_device(),
+                                             cfg.train.precision)
         return
     from transformers import AutoModelForSequenceClassification
 

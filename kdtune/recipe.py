@@ -103,7 +103,7 @@ def build_features(data: TrialData, params: TrainParams, hparams: dict[str, Any]
     pairs = feature_pairs(layers, model.config.num_hidden_layers, data.teacher_layers)
     if data.online_teacher is not None and not data.feature_targets:
         return FeatureKD(pairs, model.config.hidden_size, params.feature_loss,
-                         online_teacher=data.online_teacher.build())
+                         online_teacher=data.online_teacher.build(), precision=params.precision)
     total_mb = sum(a.nbytes for a in data.feature_targets.values()) / 1e6
     where = device if total_mb <= data.feature_budget_mb else torch.device("cpu")
     blocks = {t for _, t in pairs}

@@ -83,7 +83,8 @@ def _fine_tune_once(cfg: ExperimentConfig, t: TeacherConfig, lr: float, encoded:
     model = load_classifier(t.model, label_names, field_name="teacher.model")
     params = TrainParams(epochs=t.epochs, batch_size=t.batch_size, learning_rate=lr, alpha=1.0,
                          weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
-                         seed=t.seed, eval_batch_size=cfg.train.eval_batch_size)
+                         seed=t.seed, eval_batch_size=cfg.train.eval_batch_size,
+                         precision=cfg.train.precision)
     best = KeepBest("val_macro_f1", "max")  # whole-split evaluations only, never the subset
     trainer = Trainer(model, encoded["train"], encoded["val"], params, label_names, device=device,
                       callbacks=[best], progress=True, progress_desc="teacher")
@@ -118,10 +119,11 @@ def build_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_name
     """Fine-tune (or load) and evaluate one teacher: (weights, logits per split, metrics)."""
     model, info = fine_tune(cfg, encoded, label_names, device, teacher)
     logits, metrics = {}, {"params": count_parameters(model), "device": device.type,
-                           "precision": precision(device), **info}
+                           "precision": precision(device, cfg.train.precision), **info}
     for split in SPLITS:
         logits[split] = predict_logits(model, encoded[split], cfg.train.eval_batch_size, device,
-                                       progress=f"teacher logits ({split})")
+                                       progress=f"teacher logits ({split})",
+                                       precision=cfg.train.precision)
         if split != "train":
             metrics[split] = classification_metrics(encoded[split].labels,
                                                     logits[split].argmax(-1), label_names)
@@ -140,7 +142,8 @@ def prepare_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_na
     """The cached teacher, building the cache if needed (``builder`` may run it elsewhere)."""
     teacher = teacher or cfg.teacher
     device = device or best_device()
-    key = cache_key(cfg, data_fingerprint, tokenizer, teacher, device.type, precision(device))
+    key = cache_key(cfg, data_fingerprint, tokenizer, teacher, device.type,
+                    precision(device, cfg.train.precision))
     folder = Path(cfg.cache_dir) / "teachers" / key
     cached = load_cached(folder, key)
     if cached is not None:
@@ -174,7 +177,8 @@ def _write_cache(folder: Path, key: str, model: torch.nn.Module, tokenizer,
 
 @torch.inference_mode()
 def compute_hidden_states(model: torch.nn.Module, data: Encoded, blocks: list[int],
-                          batch_size: int, device: torch.device) -> dict[int, np.ndarray]:
+                          batch_size: int, device: torch.device,
+                          precision: str = "auto") -> dict[int, np.ndarray]:
     """The model's token hidden states after ``blocks``, ragged like ``data`` (float16)."""
     from kdtune.batches import DeviceSplit
 
@@ -186,7 +190,7 @@ def compute_hidden_states(model: torch.nn.Module, data: Encoded, blocks: list[in
         for index in batch_indices(data.lengths, inference_batch_size(device, batch_size),
                                    shuffle=False):
             batch = split.batch(index)
-            with autocast(device):
+            with autocast(device, precision):
                 states = model(**batch, output_hidden_states=True).hidden_states
             mask = batch["attention_mask"].bool()
             positions = row_positions(data.offsets[:-1][index], data.lengths[index])
@@ -198,7 +202,8 @@ def compute_hidden_states(model: torch.nn.Module, data: Encoded, blocks: list[in
 
 
 def hidden_states(artifacts: TeacherArtifacts, data: Encoded, layers: list[int],
-                  batch_size: int = 64, device: torch.device | None = None) -> dict[int, np.ndarray]:
+                  batch_size: int = 64, device: torch.device | None = None,
+                  precision: str = "auto") -> dict[int, np.ndarray]:
     """The teacher's hidden states after the given blocks, cached beside its logits.
 
     Stored ragged like the token ids (``[total_tokens, hidden]`` float16 per block, rows
@@ -216,7 +221,8 @@ def hidden_states(artifacts: TeacherArtifacts, data: Encoded, layers: list[int],
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(artifacts.model_dir)
-    computed = compute_hidden_states(model, data, missing, batch_size, device or best_device())
+    computed = compute_hidden_states(model, data, missing, batch_size, device or best_device(),
+                                     precision)
     folder.mkdir(exist_ok=True)
     for i, arr in computed.items():
         tmp = folder / f".train_block{i}.{os.getpid()}.npy"

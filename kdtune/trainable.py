@@ -23,7 +23,7 @@ import torch
 from ray import tune
 from safetensors.torch import load_file, save_file
 
-from kdtune.devices import hide_unassigned_gpus, trial_device
+from kdtune.devices import hide_unassigned_gpus, precision, trial_device
 from kdtune.recipe import TrialData, build_trainer, size_metrics
 from kdtune.record import schema as S
 from kdtune.trainer import CHECKPOINT_STATE as STATE
@@ -77,7 +77,8 @@ def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: s
     hparams = {k: v for k, v in config.items() if k != S.ARM}
     trainer = build_trainer(hparams, data, device=device)
     sizes = size_metrics(trainer.model, data.val) if data.measure_size else {}
-    extra = {S.ARM: config.get(S.ARM, "kd"), "device": str(device), "resumed_from_step": 0,
+    extra = {S.ARM: config.get(S.ARM, "kd"), "device": str(device),
+             "precision": precision(device, trainer.params.precision), "resumed_from_step": 0,
              "node_id": ray.get_runtime_context().get_node_id(), **sizes}
 
     def report(m: RungMetrics, trainer: Trainer) -> None:

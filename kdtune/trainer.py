@@ -131,7 +131,8 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray,
 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, data: Encoded | DeviceSplit, batch_size: int = 128,
-                   device: torch.device | None = None, progress: str | None = None) -> np.ndarray:
+                   device: torch.device | None = None, progress: str | None = None,
+                   precision: str = "auto") -> np.ndarray:
     """Logits for every row of ``data`` in its original order (batched by length for speed);
     ``progress`` names a bar shown on a terminal (the teacher's logits pass)."""
     device = device or next(model.parameters()).device
@@ -143,7 +144,7 @@ def predict_logits(model: nn.Module, data: Encoded | DeviceSplit, batch_size: in
     with progress_bar(len(split), progress or "", "row", enabled=progress is not None) as bar:
         for index in batches:
             index_t = split.index(index)
-            with autocast(device):
+            with autocast(device, precision):
                 logits = model(**split.batch(index, index_t)).logits.float()
             if out is None:
                 out = torch.empty((len(split), logits.shape[1]), dtype=torch.float32, device=device)
@@ -244,7 +245,7 @@ class Trainer:
         p, n = self.params, len(index)
         batch = self.train.batch(index, index_t)
         labels = self.train.labels[index_t]
-        with autocast(self.device):
+        with autocast(self.device, p.precision):
             out = self.model(**batch, output_hidden_states=self.features is not None)
         logits = out.logits
         if "teacher" in self.train.targets:
@@ -287,7 +288,8 @@ class Trainer:
     def _evaluate(self, full: bool) -> dict[str, Any]:
         split, labels = (self.val, self.val_labels) if full or self.val_subset is None \
             else self.val_subset
-        logits = predict_logits(self.model, split, self.params.eval_batch_size, self.device)
+        logits = predict_logits(self.model, split, self.params.eval_batch_size, self.device,
+                                precision=self.params.precision)
         out = classification_metrics(labels, logits.argmax(-1), self.label_names)
         log_p = torch.log_softmax(torch.from_numpy(logits), dim=-1)
         out["loss"] = float(-log_p[torch.arange(len(labels)), torch.from_numpy(labels)].mean())

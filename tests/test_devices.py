@@ -30,8 +30,9 @@ def test_precision_follows_the_gpus_bf16_capability(monkeypatch):
     assert precision(cuda) == "bf16-autocast"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # T4, V100
     assert precision(cuda) == "fp32"
-    assert isinstance(autocast(cuda), type(autocast(torch.device("cpu"))))  # no autocast there
-    assert precision(torch.device("cpu")) == "fp32"
+    import contextlib
+
+    assert isinstance(autocast(cuda), contextlib.nullcontext)  # no autocast there
 
 
 def test_feature_cache_budget_is_shared_by_the_trials_on_a_gpu():
@@ -76,3 +77,23 @@ def test_max_concurrent_auto_from_the_clusters_resources():
     assert concurrency(load_config("search_spaces/smoke.yaml"), {"CPU": 99.0}) == 2  # as written
     with pytest.raises(ConfigError, match="search.max_concurrent: must be >= 1 or 'auto'"):
         load_config("search_spaces/smoke.yaml", {"search.max_concurrent": "many"})
+
+
+def test_train_precision_auto_follows_the_hardware(monkeypatch):
+    from kdtune import devices
+    from kdtune.params import TrainParams
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_bf16", lambda: True)  # AMX / AVX-512 BF16
+    assert devices.resolve_precision(cpu, "auto") == "bf16" and precision(cpu) == "bf16-autocast"
+    assert devices.resolve_precision(cpu, "fp32") == "fp32"
+    with autocast(cpu, "auto"):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    monkeypatch.setattr(devices, "cpu_bf16", lambda: False)  # a CPU without native bf16
+    assert devices.resolve_precision(cpu, "auto") == "fp32" and precision(cpu) == "fp32"
+    assert devices.resolve_precision(cpu, "bf16") == "bf16"  # asked for: taken as asked
+    with autocast(cpu, "auto"):
+        assert not torch.is_autocast_enabled("cpu")
+    assert devices.resolve_precision(torch.device("mps"), "auto") == "fp32"
+    with pytest.raises(ConfigError, match="train.precision: must be 'auto', 'bf16' or 'fp32'"):
+        TrainParams(precision="fp16")

@@ -94,7 +94,8 @@ def train_run(data: TrialData, test: Encoded, name: str, values: dict[str, Any],
     metrics: dict[str, dict[str, Any]] = {}
     logits = None
     for split, encoded in (("val", data.val), ("test", test)):
-        logits = predict_logits(model, encoded, params.eval_batch_size, device)
+        logits = predict_logits(model, encoded, params.eval_batch_size, device,
+                                precision=params.precision)
         metrics[split] = classification_metrics(encoded.labels, logits.argmax(-1), data.label_names)
     run = Run(name, params.seed, params.epochs, best.progress, diverged, seconds,
               [h.as_dict() for h in trainer.history], metrics["val"], metrics["test"],

@@ -68,7 +68,7 @@ def _student_entry(plan: SearchPlan, prep: Any, which: str, pick: dict[str, Any]
         return None
     device = best_device()
     entry = evaluate_model(model, prep.encoded, prep.label_names, plan.cfg.train.eval_batch_size,
-                           device)
+                           device, plan.cfg.train.precision)
     entry["dir"] = export_model(record, f"{R.MODELS}/{which}", model, prep.student_tokenizer, tid)
     entry[S.TRIAL_ID] = tid
     return entry
