@@ -24,6 +24,9 @@ CE_ALPHA = 1.0
 #: Parameters that only matter when a teacher signal is used (alpha < 1 or beta > 0); the
 #: CE-only arm of a search leaves them out, and duplicate detection ignores them at alpha = 1.
 KD_ONLY = ("alpha", "temperature", "beta", "teacher_weight")
+#: Training fields that change how a run executes, not the recipe it follows: a retrain takes
+#: them from the (possibly ``--set``) config, not from the trial it re-trains.
+EXECUTION = ("precision", "eval_batch_size", "nan_check_every")
 
 
 def _layers_ok(v: Any) -> bool:

@@ -124,18 +124,20 @@ def _feature_blocks(cfg: ExperimentConfig, n_student: int, n_teacher: int) -> li
 
 
 def _teachers(cfg: ExperimentConfig, splits: Splits, t_tok, t_enc: dict[str, Encoded],
-              device: torch.device, builder: Builder | None) -> list[TeacherArtifacts]:
+              device: torch.device, builder: Builder | None, record: Any = None
+              ) -> list[TeacherArtifacts]:
     """Each teacher fine-tuned once per teacher + data, cached with its logits. Logits are per
     example, so extra teachers may use tokenizers of their own."""
     fingerprint = splits.fingerprint()
     teachers = [prepare_teacher(cfg, t_enc, splits.label_names, t_tok, fingerprint,
-                                device=device, builder=builder)]
+                                device=device, builder=builder, record=record)]
     for i, extra in enumerate(cfg.extra_teachers):
         tok = load_tokenizer(extra.finetuned or extra.model, f"extra_teachers.{i}.model")
         same = tokenizer_fingerprint(tok) == tokenizer_fingerprint(t_tok)
         enc = t_enc if same else splits.encode(tok, cfg.data.max_length)
         teachers.append(prepare_teacher(cfg, enc, splits.label_names, tok, fingerprint,
-                                        teacher=extra, device=device, builder=builder))
+                                        teacher=extra, device=device, builder=builder,
+                                        record=record))
     return teachers
 
 
@@ -165,13 +167,14 @@ def _features(cfg: ExperimentConfig, prep: Prepared) -> None:
 
 
 def prepare(cfg: ExperimentConfig, device: torch.device | None = None,
-            builder: Builder | None = None) -> Prepared:
-    """Data, tokens, teachers (``builder`` may fine-tune them elsewhere) and the student init."""
+            builder: Builder | None = None, record: Any = None) -> Prepared:
+    """Data, tokens, teachers (``builder`` may fine-tune them elsewhere) and the student init;
+    with ``record`` (an experiment that keeps its teachers) exactly the experiment's teachers."""
     device = device or best_device()
     splits = load_splits(cfg.data)
     t_tok = load_tokenizer(cfg.teacher.finetuned or cfg.teacher.model, "teacher.model")
     t_enc = splits.encode(t_tok, cfg.data.max_length)
-    teachers = _teachers(cfg, splits, t_tok, t_enc, device, builder)
+    teachers = _teachers(cfg, splits, t_tok, t_enc, device, builder, record)
     if cfg.student.model is None:
         s_tok, s_enc = t_tok, t_enc
     else:  # logits are per example, so the student's tokenizer may differ from the teacher's

@@ -31,6 +31,7 @@ from kdtune.logs import progress_bar
 from kdtune.models import ModelBlob, count_parameters, load_classifier, load_finetuned
 from kdtune.params import TrainParams
 from kdtune.teacher_cache import (
+    MANIFEST,
     SPLITS,
     cache_key,
     manifest_problem,
@@ -133,17 +134,22 @@ def build_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_name
 
 
 Builder = Callable[..., tuple[ModelBlob, dict[str, np.ndarray], dict[str, Any]]]
+KEPT = "teachers"  # the experiment's own copy of each teacher, by key
 
 
 def prepare_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_names: list[str],
                     tokenizer, data_fingerprint: str, teacher: TeacherConfig | None = None,
-                    device: torch.device | None = None, builder: Builder | None = None
-                    ) -> TeacherArtifacts:
-    """The cached teacher, building the cache if needed (``builder`` may run it elsewhere)."""
+                    device: torch.device | None = None, builder: Builder | None = None,
+                    record: Any = None) -> TeacherArtifacts:
+    """The experiment's own teacher when ``record`` keeps one (a resume or a retrain anywhere
+    uses exactly that teacher, checked by sha256), else the cached one, building the cache if
+    needed (``builder`` may run it elsewhere)."""
     teacher = teacher or cfg.teacher
     device = device or best_device()
-    key = cache_key(cfg, data_fingerprint, tokenizer, teacher, device.type,
-                    precision(device, cfg.train.precision))
+    key = cache_key(cfg, data_fingerprint, tokenizer, teacher)
+    kept = kept_teacher(record, key, Path(cfg.cache_dir) / "teachers")
+    if kept is not None:
+        return kept
     folder = Path(cfg.cache_dir) / "teachers" / key
     cached = load_cached(folder, key)
     if cached is not None:
@@ -154,6 +160,45 @@ def prepare_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_na
     metrics["key"] = key
     _write_cache(folder, key, blob.build(), tokenizer, logits, metrics)
     return TeacherArtifacts(key, folder, logits, metrics, cache_hit=False)
+
+
+def kept_teacher(record: Any, key: str, cache_root: Path) -> TeacherArtifacts | None:
+    """The teacher ``key`` the experiment keeps (``teachers/<key>/``), read from its folder or
+    downloaded from object storage into the cache; None when the experiment keeps none. A
+    copy that fails its sha256 manifest is an error: distilling from another teacher than the
+    trials did would be silent and wrong."""
+    from kdtune.errors import ConfigError
+
+    rel = f"{KEPT}/{key}"
+    if record is None or not record.store.is_file(f"{rel}/{MANIFEST}"):
+        return None
+    folder = record.store.local(rel) if not record.store.remote else cache_root / key
+    if record.store.remote and manifest_problem(folder) is not None:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=_made(cache_root)))
+        record.store.download(rel, tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    artifacts = load_cached(folder, key)
+    if artifacts is None:
+        raise ConfigError("experiment", f"its teacher {rel} fails its sha256 manifest; restore "
+                          "the experiment's copy (it is what every trial distilled from)")
+    log.info("teacher: the experiment's own copy %s (checked against its manifest)", rel)
+    return artifacts
+
+
+def keep_teacher(record: Any, artifacts: TeacherArtifacts) -> None:
+    """Copy the teacher (model, logits, hidden states, manifest) into the experiment once, so
+    the experiment carries what its trials distilled from."""
+    rel = f"{KEPT}/{artifacts.key}"
+    if record.store.is_file(f"{rel}/{MANIFEST}"):
+        return
+    record.store.upload(artifacts.dir, rel)
+    log.info("teacher kept with the experiment: %s", rel)
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _write_cache(folder: Path, key: str, model: torch.nn.Module, tokenizer,

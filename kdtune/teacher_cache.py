@@ -27,7 +27,7 @@ from kdtune.models import resolve_model
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # 3: the best teacher epoch is chosen on whole-split scores only
+CACHE_VERSION = 4  # 3: best teacher epoch on whole-split scores; 4: key without device / precision
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 
@@ -68,8 +68,10 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer, teacher: TeacherConfig,
-              device: str, precision: str) -> str:
+def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer, teacher: TeacherConfig) -> str:
+    """What determines the teacher: weights, fine-tuning values, data, tokenizer, labels. The
+    device and precision it ran on are recorded in its metrics, not part of the lookup: the
+    same teacher is found again whatever machine asks."""
     source = teacher.finetuned or teacher.model
     parts = {
         "version": CACHE_VERSION,
@@ -82,8 +84,6 @@ def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer, teacher: 
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "max_length": cfg.data.max_length,
         "labels": cfg.data.label_names,  # cached metrics name the classes
-        "device": device,
-        "precision": precision,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 

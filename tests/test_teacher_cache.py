@@ -30,13 +30,11 @@ def test_cache_hit_and_corruption(tiny_cfg, caplog):
     from kdtune.data import load_splits
     from kdtune.teacher_cache import cache_key
     fingerprint = load_splits(tiny_cfg.data).fingerprint()
-    assert cache_key(tiny_cfg, fingerprint, first.teacher_tokenizer, tiny_cfg.teacher, "cpu",
-                     "fp32") == first.teacher.key
+    assert cache_key(tiny_cfg, fingerprint, first.teacher_tokenizer, tiny_cfg.teacher) == first.teacher.key
     assert cache_key(other, load_splits(other.data).fingerprint(), first.teacher_tokenizer,
-                     other.teacher, "cpu", "fp32") != first.teacher.key
-    # logits computed on a GPU in bf16 are another cache entry
-    assert cache_key(tiny_cfg, fingerprint, first.teacher_tokenizer, tiny_cfg.teacher, "cuda",
-                     "bf16-autocast") != first.teacher.key
+                     other.teacher) != first.teacher.key
+    # the device and precision are recorded, not looked up: the same teacher is found again
+    assert first.teacher.metrics["device"] == "cpu" and "precision" in first.teacher.metrics
     # A truncated logits file is detected and rebuilt, never used.
     path = first.teacher.dir / "logits_train.npy"
     path.write_bytes(path.read_bytes()[:100])
@@ -69,3 +67,29 @@ def test_hidden_states_are_in_the_manifest(tiny_cfg, caplog):
     with caplog.at_level(logging.WARNING):
         assert load_cached(prep.teacher.dir, prep.teacher.key) is None
     assert "train_block5.npy does not match its sha256" in caplog.text
+
+
+def test_the_experiment_keeps_its_teacher(tiny_cfg, tmp_path):
+    """A resume or a retrain anywhere uses exactly the experiment's teacher: read from the
+    record (checked by sha256), even with the cache gone; a damaged copy is refused."""
+    import shutil
+
+    from kdtune.errors import ConfigError
+    from kdtune.record import Record
+    from kdtune.teacher import KEPT, keep_teacher
+
+    first = prepare(tiny_cfg)
+    record = Record(str(tmp_path / "exp"))
+    record.create(tiny_cfg)
+    keep_teacher(record, first.teacher)
+    kept = tmp_path / "exp" / KEPT / first.teacher.key
+    assert (kept / "manifest.json").is_file() and (kept / "model" / "config.json").is_file()
+    shutil.rmtree(tiny_cfg.cache_dir)  # another machine: no cache at all
+    again = prepare(tiny_cfg, record=record)
+    assert again.teacher.dir == kept and again.teacher.key == first.teacher.key
+    np.testing.assert_array_equal(again.teacher.logits["train"], first.teacher.logits["train"])
+    assert not (tmp_path / "cache" / "teachers").exists()  # nothing fine-tuned again
+    logits = kept / "logits_train.npy"
+    logits.write_bytes(logits.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(ConfigError, match="fails its sha256 manifest"):
+        prepare(tiny_cfg, record=record)

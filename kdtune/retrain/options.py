@@ -15,7 +15,7 @@ from kdtune.errors import ConfigError
 
 #: What ``retrain --set`` may change: how runs execute, never the data, teacher or recipe.
 RETRAIN_SETTABLE = ("search.cpus_per_trial", "search.gpus_per_trial", "search.max_concurrent",
-                    "train.eval_batch_size", "train.nan_check_every")
+                    "train.eval_batch_size", "train.nan_check_every", "train.precision")
 
 
 def _with_sets(cfg: Any, sets: dict[str, Any]) -> Any:

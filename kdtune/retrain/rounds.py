@@ -58,22 +58,24 @@ class Outcome:
             self.best[run.model] = (run, state)
 
 
-def _jobs(picks: dict[str, Any], seeds: list[int], epochs: int, same: bool) -> list[Job]:
+def _jobs(picks: dict[str, Any], seeds: list[int], epochs: int, same: bool,
+          execution: dict[str, Any]) -> list[Job]:
     names = ("student",) if same else MODELS
-    return [Job(name, {**picks[name].hparams, "epochs": epochs, "seed": seed})
+    return [Job(name, {**picks[name].hparams, **execution, "epochs": epochs, "seed": seed})
             for seed in seeds for name in names]
 
 
 def run_rounds(pool: RunPool, picks: dict[str, Any], design: Design, seeds: list[int],
-               epochs: int) -> Outcome:
-    """Train round after round until the decision is reached or the last look is spent."""
+               epochs: int, execution: dict[str, Any] | None = None) -> Outcome:
+    """Train round after round until the decision is reached or the last look is spent.
+    ``execution`` overrides how runs execute (kdtune.params.EXECUTION: precision, ...)."""
     same = picks["student"].hparams == picks["baseline"].hparams
     out, done = Outcome(), 0
     for k, n in enumerate(design.looks):
         new = seeds[done:n]
         log.info("round %d of at most %d: seeds %s (%d runs)", k + 1, len(design.looks), new,
                  len(new) * (1 if same else 2))
-        for run, state in pool.run(_jobs(picks, new, epochs, same)):
+        for run, state in pool.run(_jobs(picks, new, epochs, same, execution or {})):
             out.runs[run.model].append(run)
             out.keep(run, state)
             if same:  # CE-only pick: the baseline is the same training

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kdtune.config import ExperimentConfig
+from kdtune.params import EXECUTION
 from kdtune.record import record as R
 from kdtune.record.record import Record
 from kdtune.retrain.choose import Choice
@@ -119,7 +120,7 @@ def _run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, desig
     from kdtune.pipeline import prepare
 
     t0 = time.perf_counter()
-    prep, device = prepare(cfg), best_device()
+    prep, device = prepare(cfg, record=record), best_device()  # the search's own teacher
     threads = threads or max(1, int(cfg.search.cpus_per_trial))  # what a search trial used
     trial_epochs = int(choice.student.hparams["epochs"])
     epochs = int(epochs or trial_epochs)
@@ -127,8 +128,9 @@ def _run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, desig
     seeds = fresh_seeds(used, design.looks[-1])
     picks = {"student": choice.student, "baseline": choice.baseline}
     pool = make_pool(prep, cfg, threads, device, sequential)
+    execution = {k: getattr(cfg.train, k) for k in EXECUTION}  # --set may change these
     with ray_session(address) if not sequential else contextlib.nullcontext():
-        outcome = run_rounds(pool, picks, design, seeds, epochs)
+        outcome = run_rounds(pool, picks, design, seeds, epochs, execution)
         repro = _reproduction(pool, choice, threads, device, check_reproduction)
     seeds = seeds[:outcome.decision["seeds_run"]]
     frame, summary = summarise(outcome.runs, prep.label_names)
@@ -138,8 +140,9 @@ def _run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, desig
     comparison["verdict"] = verdict
     report = RetrainReport(
         experiment=record.root, experiment_name=cfg.name, student=_pick_info(choice.student),
-        baseline=_pick_info(choice.baseline), config={**choice.student.hparams, "epochs": epochs},
-        baseline_config={**choice.baseline.hparams, "epochs": epochs}, seeds=seeds,
+        baseline=_pick_info(choice.baseline),
+        config={**choice.student.hparams, **execution, "epochs": epochs},
+        baseline_config={**choice.baseline.hparams, **execution, "epochs": epochs}, seeds=seeds,
         search_seeds=used, epochs=epochs, selection_metric=cfg.search.metric, threads=threads,
         device=str(device), data=_data_facts(prep), per_seed=frame.to_dict("records"),
         summary=summary, runs=_runs_dict(outcome.runs),

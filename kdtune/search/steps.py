@@ -34,9 +34,14 @@ def prepare_stages(plan: SearchPlan) -> Any:
     preflight(plan.cfg, plan.record)
     builder = teacher_builder(torch.cuda.is_available())
     device = torch.device("cuda") if builder is not None else best_device()
-    prep = prepare(plan.cfg, device=device, builder=builder)
+    from kdtune.teacher import keep_teacher
+
+    existing = plan.record if plan.record.exists() else None  # a resume: its own teachers
+    prep = prepare(plan.cfg, device=device, builder=builder, record=existing)
     if not plan.resume or plan.grow:
         plan.record.create(plan.cfg)  # a grown search records its new num_samples
+    for teacher in prep.teachers:  # the experiment carries what its trials distil from
+        keep_teacher(plan.record, teacher)
     return prep
 
 
