@@ -32,14 +32,19 @@ def _space(space_or_path: str | Path | dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def run_search(space_or_path: str | Path | dict[str, Any], *, address: str | None = None,
-               overwrite: bool = False, report: bool = True, **overrides: Any) -> Any:
+def run_search(space_or_path: str | Path | dict[str, Any], *, data: Any = None,
+               address: str | None = None, overwrite: bool = False, report: bool = True,
+               **overrides: Any) -> Any:
     """Run a search; returns its :class:`~kdtune.record.Experiment`.
 
-    ``overrides`` are top-level keys (``name``, ``results_dir``, ``cache_dir``) or whole
-    sections as nested dicts merged into the space (``search={"num_samples": 6}`` keeps the
-    rest of ``search``). An interrupted search raises :class:`kdtune.errors.SearchInterrupted`
-    (its ``root`` is the experiment) after keeping every finished trial.
+    ``data`` (optional) is the labelled data itself: a pandas DataFrame or a ``datasets.Dataset``
+    with the space's ``data.text_column`` / ``label_column``; it is written once, by content,
+    to ``<cache_dir>/data/<sha256>.parquet`` and ``data.path`` points there, so the experiment
+    can be resumed and re-trained like any other. ``overrides`` are top-level keys (``name``,
+    ``results_dir``, ``cache_dir``) or whole sections as nested dicts merged into the space
+    (``search={"num_samples": 6}`` keeps the rest of ``search``). An interrupted search raises
+    :class:`kdtune.errors.SearchInterrupted` (its ``root`` is the experiment) after keeping
+    every finished trial.
     """
     from kdtune.config import merge_sections, parse_config
     from kdtune.record import load_experiment as load
@@ -47,12 +52,40 @@ def run_search(space_or_path: str | Path | dict[str, Any], *, address: str | Non
     from kdtune.search.run import EXIT_INTERRUPTED
     from kdtune.search.steps import run_plan
 
-    cfg = parse_config(merge_sections(_space(space_or_path), overrides))
+    raw = merge_sections(_space(space_or_path), overrides)
+    if data is not None:
+        raw = merge_sections(raw, {"data": {"path": _data_file(data, raw), "hub": None,
+                                            "hub_fallback": False}})
+    cfg = parse_config(raw)
     plan = new_plan(cfg, overwrite=overwrite, address=address, report=report)
     outcome = run_plan(plan)
     if outcome.exit_code == EXIT_INTERRUPTED:
         raise SearchInterrupted(plan.record.root)
     return load(plan.record.root)
+
+
+def _data_file(data: Any, raw: dict[str, Any]) -> str:
+    """``data`` (DataFrame or datasets.Dataset) as a content-addressed Parquet file."""
+    import hashlib
+
+    import pandas as pd
+
+    if hasattr(data, "to_pandas") and not isinstance(data, pd.DataFrame):
+        data = data.to_pandas()  # a datasets.Dataset
+    if not isinstance(data, pd.DataFrame):
+        raise ConfigError("data", f"a pandas DataFrame or a datasets.Dataset, got {type(data).__name__}")
+    if data.empty:
+        raise ConfigError("data", "the DataFrame has no rows")
+    digest = hashlib.sha256(pd.util.hash_pandas_object(data, index=False).values.tobytes()
+                            + ",".join(map(str, data.columns)).encode()).hexdigest()[:20]
+    folder = Path(str(raw.get("cache_dir") or ".cache/kdtune")) / "data"
+    path = folder / f"{digest}.parquet"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{digest}.{id(data)}.parquet"
+        data.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    return str(path)
 
 
 def load_experiment(path: str | Path) -> Any:

@@ -56,7 +56,7 @@ def progress_bar(total: int, desc: str, unit: str, enabled: bool = True,
 
 @contextlib.contextmanager
 def kept_log(record: Any, name: str) -> Iterator[None]:
-    """Everything the driver logs meanwhile, also appended to ``name`` in the experiment record
+    """kdtune's log lines meanwhile (INFO and up), also appended to ``name`` in the experiment record
     (``driver.log``, ``retrain/driver.log``) once the record exists: the log travels with the
     results, to object storage too. A resume appends to it."""
     fd, tmp = tempfile.mkstemp(prefix="kdtune-", suffix=".log")
@@ -65,12 +65,16 @@ def kept_log(record: Any, name: str) -> Iterator[None]:
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s",
                                            "%Y-%m-%d %H:%M:%S"))
     handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    root.addHandler(handler)
+    own = logging.getLogger("kdtune")  # kdtune's lines at INFO, whatever the host configured
+    level = own.level
+    if own.getEffectiveLevel() > logging.INFO:
+        own.setLevel(logging.INFO)
+    own.addHandler(handler)
     try:
         yield
     finally:
-        root.removeHandler(handler)
+        own.removeHandler(handler)
+        own.setLevel(level)
         handler.close()
         text = Path(tmp).read_text(encoding="utf-8")
         Path(tmp).unlink(missing_ok=True)

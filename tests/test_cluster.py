@@ -135,7 +135,10 @@ def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path):
     studies = optuna.get_all_study_summaries(f"sqlite:///{local}")
     states = [t.state for st in studies for t in optuna.load_study(
         study_name=st.study_name, storage=f"sqlite:///{local}").get_trials()]
-    assert len(states) == 5 and TrialState.RUNNING not in states, states
+    # every trained trial is told; one suggested in the last instant before the kill (never
+    # trained: Ray's restored state did not know it) is closed as FAIL, never left RUNNING
+    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == 5, states
+    assert TrialState.RUNNING not in states and len(states) - 5 <= 1, states
     assert record.store.is_file("models/distilled/model.safetensors")
     assert json.loads(record.store.read_text("record.json"))["schema"] == 2
 

@@ -83,6 +83,7 @@ BAD = [
 def test_bad_values_name_the_field(where, value, field):
     d = raw()
     d["data"].pop("hub", None)
+    d["data"].pop("hub_fallback", None)  # a fallback needs a hub
     d[where[0]][where[1]] = value
     with pytest.raises(ConfigError) as err:
         parse_config(d)

@@ -254,3 +254,27 @@ def test_quickstart_without_the_file_and_the_hub_is_one_line(tmp_path):
     assert lines[0].startswith("kdtune.search: error: data.hub: data.path "
                                "'../shared/data/ag_news/ag_news_7600.csv' not found and could not "
                                "load 'ag_news'"), lines[0]
+
+
+def test_the_api_takes_a_dataframe_or_a_dataset(tmp_path):
+    """kdtune.run_search(space, data=frame): the frame is written once by content and the
+    experiment's data.path points at it, so resume and retrain read the same rows."""
+    import datasets
+
+    from kdtune.api import _data_file
+    from kdtune.config import load_config
+
+    frame = pd.DataFrame({"text": [f"row {i} about {'sports' if i % 2 else 'markets'}" for i in range(80)],
+                          "label": [i % 2 for i in range(80)]})
+    raw = {"cache_dir": str(tmp_path / "cache")}
+    path = _data_file(frame, raw)
+    assert path.endswith(".parquet") and _data_file(frame, raw) == path  # same rows, same file
+    assert _data_file(datasets.Dataset.from_pandas(frame), raw) == path  # a Dataset too
+    assert _data_file(frame.assign(label=1 - frame["label"]), raw) != path
+    cfg = load_config("search_spaces/smoke.yaml", {"data.path": path, "data.hub": None,
+                                                   "data.hub_fallback": False,
+                                                   "data.label_names": ["a", "b"]})
+    splits = load_splits(cfg.data)
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 80
+    with pytest.raises(ConfigError, match="data: a pandas DataFrame or a datasets.Dataset"):
+        _data_file([1, 2], raw)

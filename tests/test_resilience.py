@@ -38,8 +38,11 @@ def _done(exp, kind="search"):
 
 def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
     exp = tmp_path / "resume"
+    # ASHA's first rung at 1.5 epochs: every trial checkpoints at epoch 1 and trains on; 720
+    # rows make that last half epoch (~4 s in bf16) outlast the 3 s between ready and the kill
     cmd = [sys.executable, "-m", "kdtune.search", "--space", "search_spaces/smoke.yaml",
-           "--name", "resume", "--results-dir", str(tmp_path), "--num-samples", "6", "--no-report"]
+           "--name", "resume", "--results-dir", str(tmp_path), "--num-samples", "6", "--no-report",
+           "--set", "data.max_train=720", "--set", "search.grace_period=1.5"]
     kill_search_when(cmd, lambda: len(_done(exp)) >= 2 and _checkpointed_unfinished(exp), 400)
     before = {d["trial_id"]: d for d in _done(exp)}
     assert 2 <= len(before) < 6 and not (exp / "summary.md").exists()

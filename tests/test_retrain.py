@@ -96,7 +96,9 @@ def test_verdict_seeds_are_fresh(retrained: dict[str, Any], experiment: Path) ->
     report = retrained["report"]
     trials = retrained["trials"]
     confirm = pd.read_csv(experiment / "confirm.csv", dtype={"trial_id": str})
-    ran = {int(json.loads(h)["seed"]) for h in trials["hparams"]} | set(confirm["seed"].astype(int))
+    cfg = Record(experiment).config()  # a trial's own hparams hold its seed only when searched
+    ran = {int(json.loads(h).get("seed", cfg.train.seed)) for h in trials["hparams"]}
+    ran |= set(confirm["seed"].astype(int))
     ran |= {int(report["config"]["seed"]), int(report["baseline_config"]["seed"])}
     assert ran == {0, 1}  # every trial at seed 0, the confirm runs at seed 1
     assert set(report["search_seeds"]) == ran

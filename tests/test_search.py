@@ -42,7 +42,12 @@ def test_results_files(experiment):
     assert trials["best_val_macro_f1"].is_monotonic_decreasing
     info = json.loads((experiment / "run_info.json").read_text())
     assert info["arms"] == {"kd": 3, "ce": 3} and info["baseline"] == "tuned"
-    assert info["driver_device"] == "cpu" and info["teacher_precision"] == "fp32"
+    from kdtune.devices import cpu_bf16
+
+    # train.precision auto: bf16 autocast on a CPU with AMX / AVX-512 BF16, else fp32
+    want = "bf16-autocast" if cpu_bf16() else "fp32"
+    assert info["driver_device"] == "cpu" and info["teacher_precision"] == want
+    assert set(history["precision"]) == {want}  # every trial's rungs say how they ran
 
 
 def test_picks_confirm_and_evaluation(experiment):

@@ -53,14 +53,53 @@ def _info(plan: SearchPlan, prep: Any) -> dict[str, Any]:
     return info
 
 
+def _short(plan: SearchPlan, results: list[Any]) -> int:
+    """Trials missing from num_samples when every trial Ray knows has ended (0 otherwise: a
+    Ctrl-C leaves trials unfinished, and that is an interruption, not a short run)."""
+    from kdtune.record.trials import from_ray
+
+    if not plan.resume:
+        return 0
+    done = plan.finished()
+    if any(from_ray(r).trial_id not in done for r in results):
+        return 0
+    return max(0, plan.cfg.search.num_samples - len(done))
+
+
+def close_orphans(plan: SearchPlan) -> None:
+    """Once every trial of the search has ended, a study trial still RUNNING was suggested just
+    before a kill and never trained (Ray's restored state did not know it): it is told FAIL, so
+    no study holds a trial that will never end."""
+    import optuna
+    from optuna.trial import TrialState
+
+    url = plan.record.optuna_url()
+    for summary in optuna.get_all_study_summaries(url):
+        study = optuna.load_study(study_name=summary.study_name, storage=url)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(trial.number, state=TrialState.FAIL)
+            log.warning("study %s: trial %d was suggested before a kill and never trained; told "
+                        "FAIL", summary.study_name, trial.number)
+    plan.record.sync_optuna()
+
+
 def _search_and_confirm(plan: SearchPlan, prep: Any, info: dict[str, Any]) -> Outcome:
     from kdtune.evaluate import prune_checkpoints
     from kdtune.search.confirm import confirm_pending, confirm_table, run_confirm_stage
     from kdtune.search.results import tables, write_results
 
     results, info["search_seconds"] = run_search_stage(plan, prep)
+    short = _short(plan, results)
+    if short:  # a resumed run ended with every trial done but too few of them: add the rest
+        log.warning("the resumed run ended %d trial(s) short of search.num_samples (the "
+                    "searcher's saved state was ahead of Ray's when the driver died): a new run "
+                    "adds them", short)
+        plan.grow = True  # a new Ray run seeded with every finished trial, as growing a search
+        results, more = run_search_stage(plan, prep)
+        info["search_seconds"] += more
     if interrupted(plan, plan.cfg.search.num_samples):
         return Outcome(EXIT_INTERRUPTED, info=info)
+    close_orphans(plan)
     trials, _ = tables(plan, results)
     confirm_results, info["confirm_seconds"] = run_confirm_stage(plan, prep, trials)
     if confirm_pending(plan, trials):

@@ -32,6 +32,16 @@ class RecordCallback(Callback):
             **{q: result.get(q) for q in S.QUALITY}})
         self.record.sync_optuna()
 
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # the study now holds this trial: copy it beside URI results, so a resume on another
+        # machine finds every trial its restored searcher knows
+        self.record.sync_optuna()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        if result.get(S.FULL_VAL):  # epoch ends: what the study learnt so far, at small cost
+            self.record.sync_optuna()
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(trial, "terminated")
 

@@ -34,6 +34,14 @@ log = logging.getLogger(__name__)
 MAX_DUPLICATES_IN_A_ROW = 25
 
 
+def _lost(key: str) -> None:
+    """A resumed search whose study copy lacks a trial the restored searcher knows (the driver
+    died between the trial's start and the copy's upload): the trial runs on and is recorded;
+    only TPE's history misses it."""
+    log.warning("trial %s is not in this driver's copy of the studies (the previous driver died "
+                "before uploading it); TPE will not learn from it", key)
+
+
 class ArmSearcher(OptunaSearch):
     """OptunaSearch that records ASHA-stopped and diverged trials as PRUNED, errors as FAIL."""
 
@@ -43,7 +51,10 @@ class ArmSearcher(OptunaSearch):
         self._best: dict[str, float] = {}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        super().on_trial_result(trial_id, result)
+        try:
+            super().on_trial_result(trial_id, result)
+        except KeyError:  # its study trial is not in this driver's copy of the studies
+            _lost(trial_id)
         self._track_best(trial_id, result)
 
     def _track_best(self, trial_id: str, result: dict | None) -> None:
@@ -88,8 +99,11 @@ class ArmSearcher(OptunaSearch):
 
     def tell(self, key: str, kind: str, result: dict | None) -> None:
         # OptunaSearch tells FAIL for (no value, error) and PRUNED for (no value, no error).
-        super().on_trial_complete(key, result=result if kind == "complete" else None,
-                                  error=kind == "fail")
+        try:
+            super().on_trial_complete(key, result=result if kind == "complete" else None,
+                                      error=kind == "fail")
+        except KeyError:
+            _lost(key)
 
 
 class ArmRouter(Searcher):
