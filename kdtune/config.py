@@ -720,3 +720,27 @@ def anchor_label(hparams: dict[str, Any], anchors: list[dict[str, Any]]) -> str:
     if not is_anchor(hparams, anchors):
         return ""
     return ANCHOR_CE if hparams.get("alpha") == CE_ALPHA else ANCHOR_SEED
+
+
+def reference_table() -> str:
+    """Every configuration key with its default, as the README's table (a test keeps the two
+    the same): one row per section, ``key = default``."""
+    sections = (("data", DataConfig), ("teacher", TeacherConfig), ("student", StudentConfig),
+                ("train", TrainParams), ("search", SearchConfig))
+    rows = ["| section | keys = defaults |", "|---|---|"]
+    for name, cls in sections:
+        items = [f"`{f.name}` = `{_yaml_value(_default(f))}`" for f in dataclasses.fields(cls)]
+        rows.append(f"| `{name}` | {', '.join(items)} |")
+    return "\n".join(rows)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    value = f.default_factory()  # type: ignore[misc]
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def _yaml_value(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    return text.removesuffix("...").strip()

@@ -185,3 +185,17 @@ def test_rungs_inside_epochs_are_validated():
     with pytest.raises(ConfigError) as err:
         parse_config(d)
     assert err.value.field == "search.grace_period" and "multiple" in str(err.value)
+
+
+def test_the_readmes_key_table_matches_the_code():
+    """The README lists every configuration key with its default, generated from the config's
+    dataclasses: a key added, removed or given another default without the README fails here."""
+    from pathlib import Path
+
+    from kdtune.config import reference_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- kdtune:keys -->\n", 1)[1].split("\n<!-- /kdtune:keys -->", 1)[0]
+    assert table == reference_table()
+    for key in ("`precision` = `auto`", "`strategy` = `tpe_asha`", "`logit_loss` = `kl`"):
+        assert key in table
