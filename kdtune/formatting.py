@@ -52,9 +52,12 @@ def signed(v: float, digits: int = 4) -> str:
     return f"{(0.0 if abs(v) < 0.5 * 10 ** -digits else v):+.{digits}f}"
 
 
-def points(v: float | None, digits: int = 2) -> str:
-    """A macro-F1 / accuracy difference in points (x100), signed: ``+0.66``."""
-    return "n/a" if v is None or not math.isfinite(v) else signed(100.0 * v, digits)
+def points(v: float | None, digits: int = 2, sign: bool = True) -> str:
+    """A macro-F1 / accuracy difference in points (x100), signed: ``+0.66`` (``sign`` False:
+    a magnitude such as an SD or a margin, ``0.66``)."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return signed(100.0 * v, digits) if sign else f"{100.0 * v:.{digits}f}"
 
 
 def interval(low: float | None, high: float | None, digits: int = 2) -> str:

@@ -106,8 +106,8 @@ class Grid(Strategy):
         return tuple(dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes))
 
     def plan(self, cfg: ExperimentConfig, arms: list[Arm]) -> list[Arm]:
-        return [replace(a, points=self.points(cfg, a), num_samples=len(self.points(cfg, a)))
-                for a in arms]
+        planned = [(a, self.points(cfg, a)) for a in arms]
+        return [replace(a, points=points, num_samples=len(points)) for a, points in planned]
 
     def check(self, cfg: ExperimentConfig) -> None:
         from kdtune.errors import ConfigError

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from kdtune.formatting import fmt_p
+from kdtune.formatting import fmt_p, interval, points
 from kdtune.retrain.sequential import Design
 
 KINDS = ("kd_better", "kd_worse", "equivalent", "inconclusive")
@@ -49,14 +49,6 @@ def classify(mean: np.ndarray, sd: np.ndarray, n: np.ndarray | int, c: float, e:
     kind = np.full(mean.shape, INCONCLUSIVE)
     kind = np.where(inside, EQUIVALENT, kind)
     return np.where(significant, np.where(mean > 0, BETTER, WORSE), kind)
-
-
-def _points(x: float | None, sign: bool = True) -> str:
-    return "n/a" if x is None else f"{100 * x:{'+' if sign else ''}.2f}"
-
-
-def _interval(lo: float, hi: float) -> str:
-    return f"[{_points(lo)}, {_points(hi)}]"
 
 
 def mde_range(mde: float | None, sd: float | None, n: int) -> tuple[float | None, float | None]:
@@ -148,7 +140,7 @@ def decide(differences: list[float], design: Design, look: int | None = None,
         "mde": None, "mde_low": None, "mde_high": None, "power": design.power, "seeds_needed": None}
     if n < 2:
         out["text"] = (f"Inconclusive: with {n} seed{'s' if n != 1 else ''} the difference is "
-                       f"{_points(mean)} points of test macro-F1, but a paired test needs at least "
+                       f"{points(mean)} points of test macro-F1, but a paired test needs at least "
                        "2 seeds; run more seeds (--seeds auto).")
         return out
     kind = KINDS[int(classify(np.array(mean), np.array(sd), n, c, e, design.margin))]
@@ -197,35 +189,35 @@ def _statement(out: dict[str, Any], design: Design, final: bool) -> str:
     sup_name, eq_name, look = _levels(out, design)
     seeds = f"{n} fresh seeds{look}"
     nominal = "nominal " if design.sequential else ""
-    sup = (f"{sup_name} [{_points(out['ci_low'])}, {_points(out['ci_high'])}], {nominal}paired "
+    sup = (f"{sup_name} {interval(out['ci_low'], out['ci_high'])}, {nominal}paired "
            f"t-test p = {fmt_p(out['pvalue'])}")
-    eq = (f"{eq_name} {_interval(out['equivalence_ci_low'], out['equivalence_ci_high'])}, "
+    eq = (f"{eq_name} {interval(out['equivalence_ci_low'], out['equivalence_ci_high'])}, "
           f"{nominal}two one-sided tests p = {fmt_p(out['equivalence_pvalue'])}")
-    m = _points(margin, sign=False)
+    m = points(margin, sign=False)
     kind = out["kind"]
     if kind in ("kd_better", "kd_worse"):
         verb = "KD beats tuned CE by" if kind == "kd_better" else "KD is worse than tuned CE by"
-        text = f"{verb} {_points(mean)} points of test macro-F1 (mean over {seeds}, {sup})."
+        text = f"{verb} {points(mean)} points of test macro-F1 (mean over {seeds}, {sup})."
         if out["within_margin"]:
             text += (f" The difference is real but inside the ±{m}-point equivalence margin "
                      f"({eq}): negligible by the margin you set.")
         return text
     if kind == "equivalent":
         return (f"KD and tuned CE are equivalent within ±{m} points of test macro-F1: the mean "
-                f"difference is {_points(mean)} points over {seeds} ({eq}, inside the margin; "
+                f"difference is {points(mean)} points over {seeds} ({eq}, inside the margin; "
                 f"{sup}).")
     return _inconclusive(out, seeds, sup, eq, m, final)
 
 
 def _inconclusive(out: dict[str, Any], seeds: str, sup: str, eq: str, m: str, final: bool) -> str:
     head = "Inconclusive" if final else "Not decided yet"
-    text = (f"{head} after {seeds}: the mean difference is {_points(out['mean_difference'])} points "
+    text = (f"{head} after {seeds}: the mean difference is {points(out['mean_difference'])} points "
             f"of test macro-F1 ({sup}), not significant, and its {eq} is not inside the "
             f"±{m}-point equivalence margin.")
-    text += (f" The minimum detectable effect at {out['n']} seeds is {_points(out['mde'], False)} "
-             f"points ({_points(out['mde_low'], False)}-{_points(out['mde_high'], False)} over the "
+    text += (f" The minimum detectable effect at {out['n']} seeds is {points(out['mde'], sign=False)} "
+             f"points ({points(out['mde_low'], sign=False)}-{points(out['mde_high'], sign=False)} over the "
              f"95% interval of the SD of the per-seed differences, "
-             f"{_points(out['sd_difference'], False)} points).")
+             f"{points(out['sd_difference'], sign=False)} points).")
     need = out["seeds_needed"]
     if need is None:
         text += (f" At the observed mean and SD no number of seeds up to {MAX_SEEDS_ADVISED} would "
@@ -244,11 +236,11 @@ def _zero_variance(out: dict[str, Any], mean: float, n: int, margin: float) -> d
     out["zero_variance"] = True
     out["ci_low"] = out["ci_high"] = out["equivalence_ci_low"] = out["equivalence_ci_high"] = mean
     out["within_margin"] = abs(mean) < margin
-    m = _points(margin, sign=False)
+    m = points(margin, sign=False)
     if mean == 0:
         lead = f"The two models scored identically on all {n} seeds (difference 0 on every seed)"
     else:
-        lead = (f"KD differs from tuned CE by exactly {_points(mean)} points of test macro-F1 on "
+        lead = (f"KD differs from tuned CE by exactly {points(mean)} points of test macro-F1 on "
                 f"every one of {n} seeds")
     verdict = {"equivalent": f"equivalent within ±{m} points",
                "kd_better": f"KD better, by more than the ±{m}-point margin",
@@ -264,8 +256,8 @@ def vote_sentence(vote: dict[str, Any]) -> str:
     boot = vote["bootstrap"]
     level = round(100 * boot.get("confidence", 0.95))
     return (f" On the seeds' majority-vote predictions the difference is "
-            f"{_points(vote['difference'])} points (paired bootstrap {level}% CI "
-            f"[{_points(boot['ci_low'])}, {_points(boot['ci_high'])}]; exact McNemar "
+            f"{points(vote['difference'])} points (paired bootstrap {level}% CI "
+            f"{interval(boot['ci_low'], boot['ci_high'])}; exact McNemar "
             f"p = {fmt_p(vote['mcnemar']['pvalue'])}).")
 
 

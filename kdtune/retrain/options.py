@@ -14,8 +14,8 @@ from typing import Any
 from kdtune.errors import ConfigError
 
 #: What ``retrain --set`` may change: how runs execute, never the data, teacher or recipe.
-RETRAIN_SETTABLE = ("search.cpus_per_trial", "search.gpus_per_trial", "search.max_concurrent",
-                    "train.eval_batch_size", "train.nan_check_every", "train.precision")
+RETRAIN_SETTABLE = ("search.cpus_per_trial", "search.gpus_per_trial", "train.eval_batch_size",
+                    "train.nan_check_every", "train.precision")
 
 
 def _with_sets(cfg: Any, sets: dict[str, Any]) -> Any:
@@ -80,8 +80,9 @@ def retrain(path: str | Path, *, seeds: int | str = "auto", max_seeds: int = 10,
                                   margin=margin, epochs=epochs, threads=threads, bootstrap=bootstrap)
     if spending not in SPENDING:
         raise ConfigError("spending", f"one of {', '.join(SPENDING)}, got {spending!r}")
-    looks = schedule(max_seeds, 3, round_size) if seeds == "auto" else (int(seeds),)
-    design = Design(looks=looks, margin=margin / 100.0, spending=spending)
+    design = (Design(looks=schedule(max_seeds, 3, round_size), margin=margin / 100.0,
+                     spending=spending) if seeds == "auto"
+              else Design.fixed(int(seeds), margin=margin / 100.0, spending=spending))
     record = open_record(path)
     cfg = _with_sets(record.config(), sets or {})
     return run_retrain(record, cfg, choose(record, cfg, trial, baseline_trial), design=design,

@@ -150,7 +150,7 @@ def _run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, desig
         design=design.as_dict(), looks=[_look_row(x) for x in outcome.looks],
         failures=outcome.failures(), reproduction=repro,
         execution="sequential (this process)" if sequential else "Ray tasks")
-    _save_models(record, cfg, prep, outcome, report)
+    _save_models(record, cfg, prep, pool.data, outcome, report)
     report.seconds = time.perf_counter() - t0
     _write(record, report, frame, prep.label_names)
     return report
@@ -201,7 +201,7 @@ def _reproduction(pool: RunPool, choice: Choice, threads: int, device: Any, chec
     return reproduction(pick, run, threads, str(device))
 
 
-def _save_models(record: Record, cfg: ExperimentConfig, prep: Any, outcome: Outcome,
+def _save_models(record: Record, cfg: ExperimentConfig, prep: Any, data: Any, outcome: Outcome,
                  report: RetrainReport) -> None:
     """Both models' best seeds, with cards; the one the decision ships in ``retrain/model``."""
     from kdtune.evaluate import export_model
@@ -210,7 +210,7 @@ def _save_models(record: Record, cfg: ExperimentConfig, prep: Any, outcome: Outc
     from kdtune.recipe import build_model
     from kdtune.retrain.card import card_facts
 
-    data, models = prep.trial_data(cfg), {}
+    models = {}  # built from the runs' own TrialData (the pool's), not a second copy
     for name in MODELS:
         run, state = outcome.best[name]
         hparams = {**data.base, **(report.config if name == "student" else report.baseline_config)}

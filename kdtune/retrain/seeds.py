@@ -41,13 +41,7 @@ def search_seeds(record: Record, *picks: Any) -> list[int]:
     return sorted(used)
 
 
-def fresh_seeds(used: list[int], count: int, start: int | None = None) -> list[int]:
-    """``count`` seeds above every used one (or from ``start``), none of them used."""
-    first = (max(used) + 1 if used else 0) if start is None else start
-    out, seed = [], first
-    taken = set(used)
-    while len(out) < count:
-        if seed not in taken:
-            out.append(seed)
-        seed += 1
-    return out
+def fresh_seeds(used: list[int], count: int) -> list[int]:
+    """``count`` consecutive seeds above every used one."""
+    first = max(used) + 1 if used else 0
+    return list(range(first, first + count))
