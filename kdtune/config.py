@@ -25,7 +25,8 @@ from kdtune.strategies import STRATEGIES, strategy
 
 #: Hyperparameters a search space may tune; each is also a field of :class:`TrainParams`.
 SEARCHABLE = ("alpha", "temperature", "learning_rate", "weight_decay", "warmup_fraction",
-              "clip_norm", "batch_size", "dropout", "beta", "teacher_weight", "layers")
+              "clip_norm", "batch_size", "dropout", "beta", "teacher_weight", "layers",
+              "unlabeled_weight", "unlabeled_ratio")
 OBJECTIVES = ("val_macro_f1", "val_accuracy", "latency_ms", "params")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint", "quniform")
 METRICS = ("val_macro_f1", "val_accuracy")
@@ -59,6 +60,11 @@ class DataConfig:
     max_test: int | None = None
     max_length: int = 128
     seed: int = 0
+    # A transfer set: text without labels that the teacher labels (kdtune.transfer). `remainder`
+    # (the main rows no split took, labels dropped), a local file, or hub:<dataset>[:<split>]
+    unlabeled: str | None = None
+    unlabeled_text_column: str | None = None  # null: data.text_column
+    max_unlabeled: int | None = None  # a seeded sample of at most this many transfer rows
 
     def __post_init__(self) -> None:
         check(self.path is not None or self.hub is not None, "data.path",
@@ -75,6 +81,14 @@ class DataConfig:
             check(v is None or v >= 8, f"data.{name}", f"must be >= 8 or null, got {v}")
         check(8 <= self.max_length <= 8192, "data.max_length",
               f"must be in [8, 8192], got {self.max_length}")
+        check(self.max_unlabeled is None or self.max_unlabeled >= 1, "data.max_unlabeled",
+              f"must be >= 1 or null, got {self.max_unlabeled}")
+        check(self.unlabeled is None or bool(self.unlabeled.strip()), "data.unlabeled",
+              "give remainder, a file, hub:<dataset>[:<split>], or null")
+        check(self.unlabeled is not None or (self.unlabeled_text_column is None
+                                            and self.max_unlabeled is None),
+              "data.unlabeled", "unlabeled_text_column / max_unlabeled need a transfer set: set "
+              "data.unlabeled (remainder, a file, or hub:<name>) or remove them")
         if self.label_names is not None:
             check(len(self.label_names) >= 2, "data.label_names", "needs at least two names")
             check(len(set(self.label_names)) == len(self.label_names), "data.label_names",

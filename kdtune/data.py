@@ -9,6 +9,7 @@ it, unless ``data.hub_fallback`` asks for the hub instead; hub failures are one 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -22,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from kdtune.batches import Encoded, encode
 from kdtune.config import DataConfig
 from kdtune.errors import ConfigError
+from kdtune.transfer import REMAINDER, TransferSet, build_transfer, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class Splits:
     test: pd.DataFrame
     label_names: list[str]
     source: str  # e.g. "local:../shared/data/ag_news/ag_news_7600.csv" or "hub:ag_news[train]"
+    transfer: TransferSet | None = None  # data.unlabeled: text the teacher labels (no labels)
 
     @property
     def num_labels(self) -> int:
@@ -52,7 +55,8 @@ class Splits:
         return {"train": self.train, "val": self.val, "test": self.test}
 
     def fingerprint(self) -> str:
-        """A hash of every split's texts and labels: changes whenever the data does."""
+        """A hash of every labelled split's texts and labels: changes whenever they do (the
+        transfer set has a fingerprint of its own: it does not change the teacher)."""
         h = hashlib.sha256()
         for frame in self.frames().values():
             pairs = frame["text_pair"] if "text_pair" in frame else [""] * len(frame)
@@ -231,7 +235,9 @@ def _carve(frame: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, 
 
 
 def split_rows(frames: dict[str, pd.DataFrame], cfg: DataConfig) -> tuple[pd.DataFrame, ...]:
-    """Train / val / test: named splits as given, the rest carved stratified; then caps."""
+    """Train / val / test: named splits as given, the rest carved stratified; then caps. A
+    fourth frame holds the main rows none of them took (what ``data.unlabeled: remainder``
+    reads)."""
     main = frames["main"]
     counts = main["label"].value_counts()
     if counts.min() < 3:
@@ -250,16 +256,59 @@ def split_rows(frames: dict[str, pd.DataFrame], cfg: DataConfig) -> tuple[pd.Dat
     else:
         share = cfg.val_fraction / (1.0 - (0.0 if "test" in frames else cfg.test_fraction))
         train, val = _carve(rest, share, cfg.seed)
-    out = []
-    for part, cap in ((train, cfg.max_train), (val, cfg.max_val), (test, cfg.max_test)):
-        out.append(_cap(part, cap, cfg.seed).sort_index().reset_index(drop=True))
-    return tuple(out)
+    parts = [_cap(part, cap, cfg.seed) for part, cap in
+             ((train, cfg.max_train), (val, cfg.max_val), (test, cfg.max_test))]
+    taken = set()
+    for part, name in zip(parts, ("main", "val", "test"), strict=True):
+        if name not in frames or name == "main":  # carved from the main rows: their index
+            taken.update(part.index)
+    rest = main[~main.index.isin(taken)]
+    return tuple(p.sort_index().reset_index(drop=True) for p in (*parts, rest))
 
 
 def load_splits(cfg: DataConfig) -> Splits:
     """Load and split the data described by ``cfg``."""
     frames, names, source = load_frames(cfg)
-    train, val, test = split_rows(frames, cfg)
+    train, val, test, rest = split_rows(frames, cfg)
     log.info("data %s: %d train / %d val / %d test rows, %d classes", source, len(train),
              len(val), len(test), len(names))
-    return Splits(train, val, test, names, source)
+    transfer = None if cfg.unlabeled is None else load_transfer(cfg, rest, [val, test])
+    return Splits(train, val, test, names, source, transfer)
+
+
+def load_transfer(cfg: DataConfig, rest: pd.DataFrame, evaluation: list[pd.DataFrame]
+                  ) -> TransferSet:
+    """The transfer set ``data.unlabeled`` names, de-duplicated against ``evaluation``."""
+    src = parse_source(cfg.unlabeled or "")
+    if src.kind == REMAINDER:
+        rows = rest.drop(columns="label")
+        if rows.empty:
+            raise ConfigError("data.unlabeled", "remainder is empty: train, val and test take "
+                              "every row; lower data.max_train / max_val / max_test")
+    else:
+        rows = _transfer_rows(cfg, src)
+    transfer = build_transfer(rows, src.describe(), evaluation, cfg.max_unlabeled, cfg.seed)
+    log.info("transfer set %s: %d rows (%d equal to a val / test text and %d repeats dropped, "
+             "%d over data.max_unlabeled)", transfer.source, len(transfer),
+             transfer.dropped_eval, transfer.dropped_repeats, transfer.capped)
+    return transfer
+
+
+def _transfer_rows(cfg: DataConfig, src) -> pd.DataFrame:
+    """A transfer file's or hub split's text column(s), renamed to ``text`` (``text_pair``)."""
+    if src.kind == "file":
+        raw, where = read_local(src.path, "data.unlabeled"), src.path
+    else:
+        hub_cfg = dataclasses.replace(cfg, path=None, hub=src.hub, hub_config=src.hub_config,
+                                      hub_fallback=False, unlabeled=None,
+                                      unlabeled_text_column=None, max_unlabeled=None)
+        raw, where = read_hub(hub_cfg, src.split, "data.unlabeled")[0], src.describe()
+    cols = {cfg.unlabeled_text_column or cfg.text_column: "text"}
+    if cfg.text_pair_column:
+        cols[cfg.text_pair_column] = "text_pair"
+    for col in cols:
+        if col not in raw.columns:
+            field = "data.unlabeled_text_column" if cols[col] == "text" else "data.text_pair_column"
+            raise ConfigError(field, f"column {col!r} not found in {where}; it has columns "
+                              f"{list(map(str, raw.columns))}")
+    return raw[list(cols)].rename(columns=cols).dropna().astype(str)

@@ -23,7 +23,7 @@ SEED_TEMPERATURE = 3.0
 CE_ALPHA = 1.0
 #: Parameters that only matter when a teacher signal is used (alpha < 1 or beta > 0); the
 #: CE-only arm of a search leaves them out, and duplicate detection ignores them at alpha = 1.
-KD_ONLY = ("alpha", "temperature", "beta", "teacher_weight")
+KD_ONLY = ("alpha", "temperature", "beta", "teacher_weight", "unlabeled_weight", "unlabeled_ratio")
 #: Training fields that change how a run executes, not the recipe it follows: a retrain takes
 #: them from the (possibly ``--set``) config, not from the trial it re-trains.
 EXECUTION = ("precision", "eval_batch_size", "nan_check_every")
@@ -49,6 +49,8 @@ _RANGES = {
     "teacher_weight": (lambda v: v is None or 0 <= v <= 1, "must be in [0, 1]"),
     "layers": (_layers_ok, "must be increasing non-negative layer indices"),
     "eval_every": (lambda v: 0 < v <= 1, "must be a fraction of an epoch in (0, 1]"),
+    "unlabeled_weight": (lambda v: v >= 0, "must be >= 0"),
+    "unlabeled_ratio": (lambda v: 0 < v <= 64, "must be in (0, 64]"),
 }
 
 
@@ -90,6 +92,11 @@ class TrainParams:
     eval_every: float = 0.5  # validate (an ASHA rung) every this fraction of an epoch
     precision: str = "auto"  # auto: bf16 autocast where the CPU / GPU has bf16, else fp32
     nan_check_every: int = 16  # steps between checks for a NaN / inf loss (one host sync)
+    # With a transfer set (data.unlabeled): each labelled batch of batch_size rows is joined by
+    # round(unlabeled_ratio * batch_size) transfer rows, whose KD term is weighted by this.
+    unlabeled_weight: float = 1.0
+    unlabeled_ratio: float = 1.0
+    unlabeled_targets: str = "soft"  # soft: the KD term; hard: CE on the teacher's argmax
 
     def __post_init__(self) -> None:
         self.validate("train")
@@ -106,6 +113,8 @@ class TrainParams:
                   f"must be one of {', '.join(map(repr, registry))}, got {value!r}")
         check(self.precision in ("auto", "bf16", "fp32"), f"{prefix}.precision",
               f"must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        check(self.unlabeled_targets in ("soft", "hard"), f"{prefix}.unlabeled_targets",
+              f"must be 'soft' (distil) or 'hard' (self-training), got {self.unlabeled_targets!r}")
         check(self.teacher_combine in ("weighted", "confidence"), f"{prefix}.teacher_combine",
               f"must be 'weighted' or 'confidence', got {self.teacher_combine!r}")
         if self.teacher_weights is not None:

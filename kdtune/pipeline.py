@@ -21,7 +21,13 @@ from kdtune.devices import best_device, precision
 from kdtune.errors import ConfigError
 from kdtune.models import ModelBlob, load_classifier, load_tokenizer, slice_layers
 from kdtune.recipe import TrialData, feature_budget_mb, feature_pairs
-from kdtune.teacher import Builder, TeacherArtifacts, hidden_states, prepare_teacher
+from kdtune.teacher import (
+    Builder,
+    TeacherArtifacts,
+    hidden_states,
+    prepare_teacher,
+    transfer_logits,
+)
 from kdtune.teacher_cache import tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,8 @@ class Prepared:
     teacher_layers: int = 0
     feature_targets: dict[int, np.ndarray] = field(default_factory=dict)
     online_teacher: ModelBlob | None = None
+    transfer: Encoded | None = None  # the transfer set in the student's tokens
+    transfer_logits: list[np.ndarray] = field(default_factory=list)  # per teacher, main first
 
     @property
     def label_names(self) -> list[str]:
@@ -58,7 +66,8 @@ class Prepared:
             student_layers=list(cfg.student.layers) if cfg.student.model is None else None,
             online_teacher=self.online_teacher,
             measure_size=any(o in ("latency_ms", "params") for o in cfg.search.objectives or []),
-            feature_budget_mb=feature_budget_mb(cfg.search.gpus_per_trial))
+            feature_budget_mb=feature_budget_mb(cfg.search.gpus_per_trial),
+            transfer=self.transfer, transfer_logits=list(self.transfer_logits))
 
     def info(self) -> dict[str, Any]:
         """Facts about the run that results files record."""
@@ -83,7 +92,9 @@ class Prepared:
                 "feature_cache_mb": sum(a.nbytes for a in self.feature_targets.values()) / 1e6,
                 "feature_states": ("online" if self.online_teacher else
                                    "cached" if self.feature_targets else "none"),
-                "data_fingerprint": self.splits.fingerprint()}
+                "data_fingerprint": self.splits.fingerprint(),
+                "transfer": None if self.splits.transfer is None else {
+                    **self.splits.transfer.info(), "fingerprint": self.splits.transfer.fingerprint()}}
 
 
 def build_student_init(cfg: ExperimentConfig, label_names: list[str],
@@ -166,6 +177,27 @@ def _features(cfg: ExperimentConfig, prep: Prepared) -> None:
     prep.online_teacher = ModelBlob.from_model(model, f"teacher {prep.teacher.key}")
 
 
+def _transfer(cfg: ExperimentConfig, prep: Prepared) -> None:
+    """The transfer set in the student's tokens and every teacher's logits on it (each teacher
+    reads it in its own tokens), cached with the teacher."""
+    transfer = prep.splits.transfer
+    if transfer is None:
+        return
+    fingerprint, n = transfer.fingerprint(), cfg.data.max_length
+    encoded: dict[str, Encoded] = {}
+    for art in prep.teachers:
+        tok = load_tokenizer(str(art.model_dir), "teacher.model")
+        key = tokenizer_fingerprint(tok)
+        if key not in encoded:
+            encoded[key] = transfer.encode(tok, n)
+        prep.transfer_logits.append(transfer_logits(art, encoded[key], fingerprint,
+                                                    cfg.train.eval_batch_size, best_device(),
+                                                    cfg.train.precision))
+    student = tokenizer_fingerprint(prep.student_tokenizer)
+    prep.transfer = (encoded[student] if student in encoded
+                     else transfer.encode(prep.student_tokenizer, n))
+
+
 def prepare(cfg: ExperimentConfig, device: torch.device | None = None,
             builder: Builder | None = None, record: Any = None) -> Prepared:
     """Data, tokens, teachers (``builder`` may fine-tune them elsewhere) and the student init;
@@ -186,4 +218,5 @@ def prepare(cfg: ExperimentConfig, device: torch.device | None = None,
                     teacher_layers=block_count(AutoConfig.from_pretrained(teachers[0].model_dir)))
     if cfg.uses_features:
         _features(cfg, prep)
+    _transfer(cfg, prep)
     return prep

@@ -19,7 +19,7 @@ from kdtune.feature_kd import FeatureKD, RaggedStates
 from kdtune.latency import TRIAL, measure_torch
 from kdtune.losses import combine_teacher_logits
 from kdtune.models import ModelBlob, count_parameters, slice_layers
-from kdtune.params import TrainParams
+from kdtune.params import TrainParams, is_ce_only
 from kdtune.trainer import Callback, Trainer, seed_everything
 
 #: Cached hidden states live on a GPU when they take at most this much *per GPU*; trials that
@@ -51,6 +51,8 @@ class TrialData:
     online_teacher: ModelBlob | None = None  # hidden states too large to cache: this teacher
     measure_size: bool = False  # the search trades quality against latency / size
     feature_budget_mb: float = DEVICE_FEATURE_BUDGET_MB  # this trial's share of a GPU's budget
+    transfer: Encoded | None = None  # the transfer set (data.unlabeled) in the student's tokens
+    transfer_logits: list[np.ndarray] = field(default_factory=list)  # per teacher, main first
 
 
 def teacher_weights(hparams: dict[str, Any], n_teachers: int) -> list[float]:
@@ -63,15 +65,23 @@ def teacher_weights(hparams: dict[str, Any], n_teachers: int) -> list[float]:
     return [1.0 / n_teachers] * n_teachers
 
 
-def combined_logits(data: TrialData, hparams: dict[str, Any]) -> np.ndarray | None:
-    if not data.teacher_logits:
+def combined_logits(logits: list[np.ndarray], hparams: dict[str, Any]) -> np.ndarray | None:
+    """One target per row from the teachers' logits (the main teacher's alone when single)."""
+    if not logits:
         return None
-    if len(data.teacher_logits) == 1:
-        return data.teacher_logits[0]
-    weights = teacher_weights(hparams, len(data.teacher_logits))
-    combined = combine_teacher_logits([torch.from_numpy(np.asarray(z)) for z in data.teacher_logits],
+    if len(logits) == 1:
+        return logits[0]
+    weights = teacher_weights(hparams, len(logits))
+    combined = combine_teacher_logits([torch.from_numpy(np.asarray(z)) for z in logits],
                                       weights, hparams.get("teacher_combine", "weighted"))
     return combined.numpy()
+
+
+def uses_transfer(data: TrialData, params: TrainParams, hparams: dict[str, Any]) -> bool:
+    """Transfer rows join a training only when it distils (the CE-only arm has no labels for
+    them) and gives them weight."""
+    return (data.transfer is not None and not is_ce_only(hparams)
+            and params.unlabeled_weight > 0)
 
 
 def feature_pairs(student_layers: Sequence[int] | None, n_student: int,
@@ -120,10 +130,14 @@ def build_trainer(hparams: dict[str, Any], data: TrialData, callbacks: Sequence[
     seed_everything(params.seed)
     model = build_model(data, hparams)
     device = device or torch.device("cpu")
+    transfer = uses_transfer(data, params, hparams)
     return Trainer(model, data.train, data.val, params, data.label_names,
-                   teacher_logits=combined_logits(data, hparams), device=device,
+                   teacher_logits=combined_logits(data.teacher_logits, hparams), device=device,
                    callbacks=callbacks, progress=progress,
-                   features=build_features(data, params, hparams, model, device))
+                   features=build_features(data, params, hparams, model, device),
+                   transfer=data.transfer if transfer else None,
+                   transfer_logits=combined_logits(data.transfer_logits, hparams) if transfer
+                   else None)
 
 
 def size_metrics(model: nn.Module, data: Encoded) -> dict[str, float]:

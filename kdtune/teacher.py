@@ -277,3 +277,29 @@ def hidden_states(artifacts: TeacherArtifacts, data: Encoded, layers: list[int],
         log.info("cached teacher hidden states of block %d: %.0f MB", i, arr.nbytes / 1e6)
     write_manifest(artifacts.dir, artifacts.key, manifest_shapes(artifacts.dir))
     return out
+
+
+def transfer_logits(artifacts: TeacherArtifacts, data: Encoded, fingerprint: str,
+                    batch_size: int = 128, device: torch.device | None = None,
+                    precision: str = "auto") -> np.ndarray:
+    """The teacher's logits on the transfer set ``fingerprint``, computed once and cached
+    beside its other logits (``transfer/logits_<fingerprint>.npy``, in the sha256 manifest), so
+    every trial, resume and retrain distils the same targets."""
+    path = artifacts.dir / "transfer" / f"logits_{fingerprint}.npy"
+    if path.is_file():
+        cached = np.load(path)
+        if cached.shape[0] == len(data):
+            return cached
+    from transformers import AutoModelForSequenceClassification
+
+    device = device or best_device()
+    model = AutoModelForSequenceClassification.from_pretrained(artifacts.model_dir).to(device)
+    logits = predict_logits(model, data, batch_size, device, progress="teacher logits (transfer)",
+                            precision=precision)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.npy"
+    np.save(tmp, logits)
+    os.replace(tmp, path)
+    write_manifest(artifacts.dir, artifacts.key, manifest_shapes(artifacts.dir))
+    log.info("cached teacher logits on %d transfer rows (%s)", len(data), path.name)
+    return logits

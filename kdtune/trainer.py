@@ -7,6 +7,12 @@ between on a fixed stratified subset sized so that these extra evaluations stay 
 epoch's time. Teacher logits (and cached hidden states) are precomputed per training example and
 moved to the device once with the tokens; no teacher runs here unless hidden states are too
 large to cache (online feature KD).
+
+With a transfer set (``data.unlabeled``) an epoch is still one pass over the *labelled* rows:
+each of its steps also trains on ``round(unlabeled_ratio * batch_size)`` transfer rows
+(:class:`TransferStream`), so every trial reaches ASHA's rungs after the same number of
+optimizer steps whatever its ratio; a step costs ``1 + unlabeled_ratio`` times the forward /
+backward work of a labelled-only step.
 """
 
 from __future__ import annotations
@@ -175,6 +181,30 @@ def intermediate_rows(n_train: int, n_val: int, evals_per_epoch: int, num_classe
     return min(n_val, max(8 * num_classes, rows))
 
 
+class TransferStream:
+    """Transfer rows for each optimizer step: ``rows_per_step`` at a time from a seeded
+    permutation, reshuffled after each full pass. The rows of step ``s`` are a function of
+    ``s`` alone, so a resumed training sees exactly the rows it would have seen."""
+
+    def __init__(self, split: DeviceSplit, rows_per_step: int, seed: int) -> None:
+        self.split, self.rows_per_step, self.seed = split, rows_per_step, seed
+        self._order: tuple[int, np.ndarray] | None = None  # (pass, its permutation)
+
+    def _permutation(self, k: int) -> np.ndarray:
+        if self._order is None or self._order[0] != k:
+            rng = np.random.default_rng([self.seed, 7919, k])
+            self._order = (k, rng.permutation(len(self.split)))
+        return self._order[1]
+
+    def rows(self, step: int) -> tuple[np.ndarray, torch.Tensor]:
+        n, m = len(self.split), self.rows_per_step
+        positions = np.arange(step * m, (step + 1) * m)
+        passes, within = np.divmod(positions, n)
+        index = np.array([self._permutation(int(k))[i] for k, i in zip(passes, within,
+                                                                       strict=True)])
+        return index, self.split.index(index)
+
+
 class Trainer:
     """Train ``model`` on ``train`` (optionally distilling ``teacher_logits``), validate on ``val``."""
 
@@ -182,9 +212,13 @@ class Trainer:
                  label_names: Sequence[str], teacher_logits: np.ndarray | None = None,
                  device: torch.device | None = None, callbacks: Sequence[Callback] = (),
                  progress: bool = False, progress_desc: str = "train",
-                 features: FeatureKD | None = None):
+                 features: FeatureKD | None = None, transfer: Encoded | None = None,
+                 transfer_logits: np.ndarray | None = None):
         if teacher_logits is not None and len(teacher_logits) != len(train):
             raise ValueError(f"{len(teacher_logits)} teacher logits for {len(train)} train rows")
+        if (transfer is None) != (transfer_logits is None) or (
+                transfer is not None and len(transfer_logits) != len(transfer)):
+            raise ValueError("a transfer set needs one teacher logit row per transfer row")
         if teacher_logits is None and params.alpha < 1.0:
             raise ValueError("alpha < 1 needs teacher logits")
         self.device = device or best_device()
@@ -198,6 +232,9 @@ class Trainer:
         self.val, self.val_labels = DeviceSplit(val, self.device), val.labels
         self.features = features.to(self.device) if features is not None and params.beta > 0 else None
         self.logit_loss = logit_loss(params.logit_loss)  # chosen by name: kdtune.losses
+        self.transfer = None if transfer is None else TransferStream(
+            DeviceSplit(transfer, self.device, {"teacher": np.asarray(transfer_logits, np.float32)}),
+            max(1, round(params.unlabeled_ratio * params.batch_size)), params.seed)
         self.steps_per_epoch = math.ceil(len(train) / params.batch_size)
         evals = max(1, round(1.0 / params.eval_every))
         self.eval_steps = evaluation_points(self.steps_per_epoch, evals)
@@ -255,6 +292,8 @@ class Trainer:
             ce = nn.functional.cross_entropy(logits.float(), labels)
             parts = (ce, ce, torch.zeros((), device=self.device))
         total, feat = parts[0], torch.zeros((), device=self.device)
+        if self.transfer is not None:
+            total = total + p.unlabeled_weight * self._transfer_loss()
         if self.features is not None:
             feat = self.features(out.hidden_states, batch, index, index_t)
             total = total + p.beta * feat
@@ -266,6 +305,19 @@ class Trainer:
         correct = (logits.detach().argmax(-1) == labels).sum().float()
         return torch.stack([total.detach() * n, parts[1].detach() * n, parts[2].detach() * n,
                             correct, feat.detach() * n])
+
+    def _transfer_loss(self) -> torch.Tensor:
+        """The KD term on this step's transfer rows (no labels: no CE); with
+        ``unlabeled_targets: hard``, CE on the teacher's argmax instead (self-training)."""
+        p = self.params
+        index, index_t = self.transfer.rows(self.step)
+        split = self.transfer.split
+        with autocast(self.device, p.precision):
+            logits = self.model(**split.batch(index, index_t)).logits
+        teacher = split.targets["teacher"][index_t]
+        if p.unlabeled_targets == "hard":
+            return nn.functional.cross_entropy(logits.float(), teacher.argmax(-1))
+        return self.logit_loss(logits, teacher, teacher.argmax(-1), 0.0, p.temperature).loss
 
     def _advance(self, sums: torch.Tensor, seen: int, index: np.ndarray, index_t: torch.Tensor,
                  epoch: int) -> tuple[torch.Tensor, int]:

@@ -45,10 +45,22 @@ def _data(exp: Experiment) -> list[str]:
         out.append(f"extra teachers ({len(extra)}): " + "; ".join(
             f"`{e.get('key')}` (val accuracy {num(e.get('val_accuracy'))}, test accuracy "
             f"{num(e.get('test_accuracy'))})" for e in extra))
+    if info.get("transfer"):
+        out.append(_transfer(info["transfer"]))
     if info.get("feature_cache_mb"):
         out.append(f"feature KD: the teacher's hidden states for the training split are cached, "
                    f"{num(float(info['feature_cache_mb']), 1)} MB in memory")
     return out
+
+
+def _transfer(t: dict[str, Any]) -> str:
+    """The transfer set: its source, size and what de-duplication removed."""
+    return (f"transfer set: `{t.get('source')}`, {t.get('rows')} unlabelled rows (of "
+            f"{t.get('read')} read: {t.get('dropped_equal_to_val_or_test')} equal to a validation "
+            f"or test text and {t.get('dropped_repeats')} repeats dropped, {t.get('capped')} over "
+            "data.max_unlabeled); KD trials add `unlabeled_ratio` x batch_size of them to each "
+            "step with the KD term only (weight `unlabeled_weight`); the CE-only arm never sees "
+            "them (it has no labels for them)")
 
 
 def _trials(exp: Experiment) -> list[str]:

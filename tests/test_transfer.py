@@ -1,0 +1,171 @@
+"""The transfer set (data.unlabeled): its sources, de-duplication, cached teacher logits and the
+training step that distils on it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kdtune.batches import DeviceSplit, Encoded
+from kdtune.config import DataConfig, load_config
+from kdtune.data import load_splits
+from kdtune.errors import ConfigError
+from kdtune.losses import kd_loss
+from kdtune.params import TrainParams
+from kdtune.trainer import TransferStream
+from kdtune.transfer import Source, build_transfer, normalise, parse_source
+
+WORDS = {0: "match goal team coach league", 1: "market shares bank profit trade",
+         2: "election minister vote policy treaty", 3: "software chip data network robot"}
+
+
+def write_data(path, rows: int = 400, seed: int = 0) -> str:
+    """A small 4-class CSV: topic words mixed with filler, every text distinct."""
+    rng = np.random.default_rng(seed)
+    filler = "the a of on in today new report says after".split()
+    texts, labels = [], []
+    for i in range(rows):
+        label = i % 4
+        words = list(rng.choice(WORDS[label].split(), 3)) + list(rng.choice(filler, 5))
+        rng.shuffle(words)
+        texts.append(" ".join(words) + f" item{i}")
+        labels.append(label)
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    return str(path)
+
+
+def test_parse_source_forms():
+    assert parse_source("remainder") == Source("remainder")
+    assert parse_source("extra.csv") == Source("file", path="extra.csv")
+    assert parse_source("hub:ag_news") == Source("hub", hub="ag_news", split="train")
+    assert parse_source("hub:org/news:unsup") == Source("hub", hub="org/news", split="unsup")
+    assert parse_source("hub:glue:sst2:train") == Source("hub", hub="glue", hub_config="sst2",
+                                                         split="train")
+    with pytest.raises(ConfigError, match="data.unlabeled"):
+        parse_source("hub:")
+
+
+def test_dedup_against_evaluation_and_repeats_then_cap():
+    rows = pd.DataFrame({"text": ["Goal  scored", "goal scored", "Bank rates", "VAL text",
+                                  "new chip", "  ", "test Row"]})
+    val, test = pd.DataFrame({"text": ["val  TEXT"]}), pd.DataFrame({"text": ["Test row"]})
+    t = build_transfer(rows, "local:x.csv", [val, test], cap=None, seed=0)
+    # "  " is empty; "VAL text" and "test Row" equal evaluation texts; "goal scored" repeats.
+    assert (t.read, t.dropped_eval, t.dropped_repeats, t.capped) == (6, 2, 1, 0)
+    assert t.frame["text"].tolist() == ["Goal  scored", "Bank rates", "new chip"]
+    capped = build_transfer(rows, "x", [val, test], cap=2, seed=0)
+    assert len(capped) == 2 and capped.capped == 1
+    assert set(capped.frame["text"]) < {"Goal  scored", "Bank rates", "new chip"}
+    assert normalise(" A\tB  c ") == "a b c"
+
+
+def test_remainder_is_the_rows_no_split_took(tmp_path):
+    path = write_data(tmp_path / "d.csv", rows=400)
+    s = load_splits(DataConfig(path=path, max_train=120, max_val=40, max_test=40,
+                               unlabeled="remainder"))
+    assert s.transfer is not None and "label" not in s.transfer.frame
+    # 400 rows: 15% test (60) and 15% val (60) carved, 280 train; caps keep 120/40/40, so
+    # 160 + 20 + 20 rows were taken by no split.
+    assert len(s.transfer) == 200 and s.transfer.dropped_eval == 0
+    used = set(s.train["text"]) | set(s.val["text"]) | set(s.test["text"])
+    assert not used & set(s.transfer.frame["text"])
+    assert s.transfer.info()["source"] == "remainder"
+
+
+def test_transfer_file_is_deduplicated_and_its_column_checked(tmp_path):
+    path = write_data(tmp_path / "d.csv", rows=200)
+    base = load_splits(DataConfig(path=path))
+    extra = pd.DataFrame({"body": [*base.val["text"][:3], *base.test["text"][:2], "brand new text",
+                                   "another new text"]})
+    extra.to_csv(tmp_path / "u.csv", index=False)
+    s = load_splits(DataConfig(path=path, unlabeled=str(tmp_path / "u.csv"),
+                               unlabeled_text_column="body"))
+    assert len(s.transfer) == 2 and s.transfer.dropped_eval == 5
+    assert s.fingerprint() == base.fingerprint()  # the transfer set never changes the teacher
+    with pytest.raises(ConfigError, match="data.unlabeled_text_column"):
+        load_splits(DataConfig(path=path, unlabeled=str(tmp_path / "u.csv")))
+    with pytest.raises(ConfigError, match="data.unlabeled"):
+        load_splits(DataConfig(path=path, unlabeled=str(tmp_path / "missing.csv")))
+    with pytest.raises(ConfigError, match="data.unlabeled"):
+        DataConfig(path=path, max_unlabeled=10)
+
+
+def test_transfer_stream_covers_every_row_once_per_pass():
+    enc = Encoded(np.arange(10, dtype=np.int32), np.arange(11), np.full(10, -1), 0)
+    stream = TransferStream(DeviceSplit(enc, torch.device("cpu")), rows_per_step=4, seed=3)
+    rows = np.concatenate([stream.rows(s)[0] for s in range(5)])  # 20 positions: 2 passes
+    assert sorted(rows[:10]) == list(range(10)) and sorted(rows[10:]) == list(range(10))
+    again = TransferStream(DeviceSplit(enc, torch.device("cpu")), rows_per_step=4, seed=3)
+    np.testing.assert_array_equal(again.rows(3)[0], stream.rows(3)[0])  # a function of the step
+
+
+def test_unlabeled_params_are_searchable_kd_only():
+    cfg = load_config("search_spaces/smoke.yaml", {
+        "space": {"alpha": {"type": "uniform", "low": 0.0, "high": 1.0},
+                  "learning_rate": {"type": "loguniform", "low": 5e-5, "high": 5e-4},
+                  "unlabeled_weight": {"type": "uniform", "low": 0.5, "high": 2.0},
+                  "unlabeled_ratio": {"type": "choice", "values": [1, 2]}}})
+    assert {p.name for p in cfg.ce_space} == {"learning_rate"}  # alpha is pinned to 1
+    with pytest.raises(ConfigError, match="train.unlabeled_ratio"):
+        TrainParams(unlabeled_ratio=0)
+    with pytest.raises(ConfigError, match="train.unlabeled_targets"):
+        TrainParams(unlabeled_targets="mixed")
+
+
+@pytest.fixture(scope="module")
+def transfer_prep(tmp_path_factory):
+    from kdtune.pipeline import prepare
+
+    root = tmp_path_factory.mktemp("transfer")
+    cfg = load_config("search_spaces/smoke.yaml", {
+        "cache_dir": str(root / "cache"), "data.path": write_data(root / "d.csv", rows=240),
+        "data.hub": None, "data.hub_fallback": False, "data.label_names": None,
+        "data.max_train": 48, "data.max_val": 16, "data.max_test": 16, "data.max_length": 24,
+        "data.unlabeled": "remainder", "data.max_unlabeled": 40})
+    return cfg, prepare(cfg)
+
+
+def test_teacher_logits_on_the_transfer_set_are_cached_in_the_manifest(transfer_prep):
+    from kdtune.pipeline import prepare
+
+    cfg, prep = transfer_prep
+    assert prep.transfer is not None and len(prep.transfer) == 40
+    assert prep.transfer_logits[0].shape == (40, 4)
+    name = f"transfer/logits_{prep.splits.transfer.fingerprint()}.npy"
+    manifest = json.loads((prep.teacher.dir / "manifest.json").read_text())
+    assert name in manifest["files"]
+    again = prepare(cfg)
+    assert again.teacher.cache_hit
+    np.testing.assert_array_equal(again.transfer_logits[0], prep.transfer_logits[0])
+    assert prep.info()["transfer"]["rows"] == 40
+
+
+def test_kd_trials_train_on_transfer_rows_and_the_ce_arm_never_does(transfer_prep):
+    from kdtune.recipe import build_trainer
+
+    cfg, prep = transfer_prep
+    data = prep.trial_data(cfg)
+    ce = build_trainer({"alpha": 1.0, "beta": 0.0}, data)
+    assert ce.transfer is None
+    kd = build_trainer({"alpha": 0.5, "temperature": 2.0, "unlabeled_ratio": 0.25,
+                        "unlabeled_weight": 1.5, "precision": "fp32"}, data)
+    assert kd.transfer is not None and kd.transfer.rows_per_step == 8  # round(0.25 * 32)
+    off = build_trainer({"alpha": 0.5, "unlabeled_weight": 0.0}, data)
+    assert off.transfer is None
+
+    # The transfer term of step 0 by hand: T^2 * KL(teacher || student) on its 8 rows.
+    index, _ = kd.transfer.rows(0)
+    kd.model.eval()  # dropout off on both sides of the comparison
+    with torch.no_grad():
+        got = kd._transfer_loss()
+        logits = kd.model(**kd.transfer.split.batch(index)).logits.float()
+        want = kd_loss(logits, torch.from_numpy(prep.transfer_logits[0][index]),
+                       torch.zeros(8, dtype=torch.long), 0.0, 2.0).kd
+    assert float(got) == pytest.approx(float(want), rel=1e-5) and float(got) > 0
+    kd.model.train()
+    history = kd.fit()
+    assert history and np.isfinite(history[-1].loss)
