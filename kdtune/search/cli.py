@@ -98,6 +98,8 @@ def dry_run(plan: SearchPlan) -> int:
     budget = trial_budget(plan)
     budget["data"] = {"source": splits.source, "train": len(splits.train), "val": len(splits.val),
                       "test": len(splits.test), "labels": splits.label_names}
+    if splits.transfer is not None:
+        budget["data"]["transfer"] = splits.transfer.info()
     budget["results"] = plan.record.root
     print(yaml.safe_dump({"budget": budget}, sort_keys=False), end="")
     print("dry run: nothing was started")
