@@ -21,6 +21,7 @@ from kdtune.devices import best_device, precision
 from kdtune.errors import ConfigError
 from kdtune.models import ModelBlob, load_classifier, load_tokenizer, slice_layers
 from kdtune.recipe import TrialData, feature_budget_mb, feature_pairs
+from kdtune.record import record as R
 from kdtune.teacher import (
     Builder,
     TeacherArtifacts,
@@ -75,7 +76,7 @@ class Prepared:
         return {"source": self.splits.source, "label_names": self.label_names,
                 "rows": {k: len(v) for k, v in self.encoded.items()},
                 "teacher_key": self.teacher.key, "teacher_cache_hit": self.teacher.cache_hit,
-                "teacher_dir": str(self.teacher.dir.resolve()),
+                "teacher_dir": f"{R.TEACHERS}/{self.teacher.key}",  # the experiment's own copy
                 "teacher_learning_rate": t.get("learning_rate"),
                 "teacher_best_epoch": t.get("best_epoch"),
                 "teacher_learning_rate_trials": t.get("learning_rate_trials"),
@@ -85,7 +86,7 @@ class Prepared:
                 "driver_device": self.device.type,
                 "driver_precision": self.teacher.metrics.get("precision") or precision(self.device),
                 "teacher_device": t.get("device"), "teacher_precision": t.get("precision"),
-                "extra_teachers": [{"key": x.key, "dir": str(x.dir.resolve()),
+                "extra_teachers": [{"key": x.key, "dir": f"{R.TEACHERS}/{x.key}",
                                     "val_accuracy": x.metrics["val"]["accuracy"],
                                     "test_accuracy": x.metrics["test"]["accuracy"]}
                                    for x in self.teachers[1:]],

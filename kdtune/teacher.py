@@ -30,6 +30,7 @@ from kdtune.devices import autocast, best_device, inference_batch_size, precisio
 from kdtune.logs import progress_bar
 from kdtune.models import ModelBlob, count_parameters, load_classifier, load_finetuned
 from kdtune.params import TrainParams
+from kdtune.record import record as R
 from kdtune.teacher_cache import (
     MANIFEST,
     SPLITS,
@@ -134,7 +135,6 @@ def build_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_name
 
 
 Builder = Callable[..., tuple[ModelBlob, dict[str, np.ndarray], dict[str, Any]]]
-KEPT = "teachers"  # the experiment's own copy of each teacher, by key
 
 
 def prepare_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_names: list[str],
@@ -169,7 +169,7 @@ def kept_teacher(record: Any, key: str, cache_root: Path) -> TeacherArtifacts | 
     trials did would be silent and wrong."""
     from kdtune.errors import ConfigError
 
-    rel = f"{KEPT}/{key}"
+    rel = f"{R.TEACHERS}/{key}"
     if record is None or not record.store.is_file(f"{rel}/{MANIFEST}"):
         return None
     folder = record.store.local(rel) if not record.store.remote else cache_root / key
@@ -189,7 +189,7 @@ def kept_teacher(record: Any, key: str, cache_root: Path) -> TeacherArtifacts | 
 def keep_teacher(record: Any, artifacts: TeacherArtifacts) -> None:
     """Copy the teacher (model, logits, hidden states, manifest) into the experiment once, so
     the experiment carries what its trials distilled from."""
-    rel = f"{KEPT}/{artifacts.key}"
+    rel = f"{R.TEACHERS}/{artifacts.key}"
     if record.store.is_file(f"{rel}/{MANIFEST}"):
         return
     record.store.upload(artifacts.dir, rel)

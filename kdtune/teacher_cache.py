@@ -6,7 +6,8 @@ vocabulary, ``max_length``, the label names and the device kind and precision th
 computed at (bf16 logits on a GPU differ from fp32 ones on a CPU in the last digits). Logits are
 stored before any temperature is applied (T lives in the loss), so one cache serves every T.
 
-``manifest.json`` records every file's sha256 and size, hidden-state files included, and each
+``manifest.json`` records every file's sha256 and size, hidden-state files and the logits on
+transfer sets (``transfer/logits_<fingerprint>.npy``) included, and each
 logits array's shape; a cache that does not match it (truncated, edited, even at the same size)
 is rebuilt with a warning, never used.
 """

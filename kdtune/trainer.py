@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 #: Extra (subset) evaluations inside an epoch may cost about this share of the epoch's time.
 INTERMEDIATE_EVAL_SHARE = 0.1
 #: Time to evaluate one row relative to training on one: forward only, but at batch
-#: evaluation's padding and with the metrics; bench_kd row 2b measured 0.48 on the quickstart
-#: (2026-11-29, CPU). A third (kdtune before then) made the rungs cost 12% of an epoch.
+#: evaluation's padding and with the metrics (bench_kd row 2b; its figures and history are in
+#: benchmarks/README.md).
 EVAL_ROW_COST = 0.5
 
 

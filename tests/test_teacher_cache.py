@@ -76,7 +76,8 @@ def test_the_experiment_keeps_its_teacher(tiny_cfg, tmp_path):
 
     from kdtune.errors import ConfigError
     from kdtune.record import Record
-    from kdtune.teacher import KEPT, keep_teacher
+    from kdtune.record.record import TEACHERS as KEPT
+    from kdtune.teacher import keep_teacher
 
     first = prepare(tiny_cfg)
     record = Record(str(tmp_path / "exp"))

@@ -166,6 +166,15 @@ def test_kd_trials_train_on_transfer_rows_and_the_ce_arm_never_does(transfer_pre
         want = kd_loss(logits, torch.from_numpy(prep.transfer_logits[0][index]),
                        torch.zeros(8, dtype=torch.long), 0.0, 2.0).kd
     assert float(got) == pytest.approx(float(want), rel=1e-5) and float(got) > 0
+    hard = build_trainer({"alpha": 0.5, "temperature": 2.0, "unlabeled_ratio": 0.25,
+                          "unlabeled_targets": "hard", "precision": "fp32"}, data)
+    hard.model.eval()
+    with torch.no_grad():  # self-training: CE on the teacher's argmax of the same rows
+        got = hard._transfer_loss()
+        logits = hard.model(**hard.transfer.split.batch(index)).logits.float()
+        argmax = torch.from_numpy(prep.transfer_logits[0][index]).argmax(-1)
+        want = torch.nn.functional.cross_entropy(logits, argmax)
+    assert float(got) == pytest.approx(float(want), rel=1e-5)
     kd.model.train()
     history = kd.fit()
     assert history and np.isfinite(history[-1].loss)

@@ -30,7 +30,7 @@ DESCRIPTION = ("Export a kdtune experiment's student to ONNX (fp32, int8) and ch
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = ArgumentParser(prog=PROG, description=DESCRIPTION)
     p.add_argument("experiment", help="results/<experiment>: the folder a search wrote")
-    p.add_argument("--onnx", action="store_true", help="export fp32 ONNX (opset 17)")
+    p.add_argument("--onnx", action="store_true", help="export fp32 ONNX (opset 18, torch.onnx dynamo)")
     p.add_argument("--int8", action="store_true",
                    help="also quantise it to dynamic int8 with onnxruntime (implies --onnx)")
     p.add_argument("--source", choices=[*SOURCES, "all"], default="all",

@@ -15,16 +15,22 @@ import numpy as np
 
 from kdtune.batches import Encoded, batch_indices
 from kdtune.latency import numpy_batch
+from kdtune.logs import progress_bar
 
 Logits = Callable[[dict[str, np.ndarray]], Any]
 EVAL_BATCH = 64
 
 
-def predict(logits: Logits, data: Encoded, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Predicted class of every row of ``data`` (length-sorted batches, original order back)."""
+def predict(logits: Logits, data: Encoded, batch_size: int = EVAL_BATCH,
+            progress: str | None = None) -> np.ndarray:
+    """Predicted class of every row of ``data`` (length-sorted batches, original order back);
+    ``progress`` names a bar with an ETA, shown on a terminal only."""
     preds = np.empty(len(data), dtype=np.int64)
-    for index in batch_indices(data.lengths, batch_size, shuffle=False):
-        preds[index] = np.asarray(logits(numpy_batch(data, index))).argmax(axis=-1)
+    with progress_bar(len(data), progress or "", "row", enabled=progress is not None) as bar:
+        for index in batch_indices(data.lengths, batch_size, shuffle=False):
+            preds[index] = np.asarray(logits(numpy_batch(data, index))).argmax(axis=-1)
+            if bar is not None:
+                bar.update(len(index))
     return preds
 
 

@@ -1,7 +1,8 @@
 """ONNX files of a torch classifier: fp32 export, dynamic int8 quantisation, sessions.
 
-The fp32 graph comes from the legacy TorchScript exporter (``torch.onnx.export(...,
-dynamo=False)``, opset 17) with dynamic batch and sequence axes; inputs are ``input_ids`` and
+The fp32 graph comes from torch's maintained exporter (``torch.onnx.export(..., dynamo=True)``,
+through ``torch.export`` and onnxscript, opset 18, graph optimised) with dynamic batch and
+sequence dimensions; inputs are ``input_ids`` and
 ``attention_mask`` (plus ``token_type_ids`` when the model's forward takes them and the tokenizer
 returns them), the output is ``logits``. int8 is ``onnxruntime.quantization.quantize_dynamic``
 with int8 weights. Sessions run on the CPU with ``threads`` intra-op threads and one inter-op
@@ -23,8 +24,8 @@ from kdtune.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
-REQUIRED = ("onnx", "onnxruntime")
+OPSET = 18
+REQUIRED = ("onnx", "onnxruntime", "onnxscript")
 
 
 def check_installed() -> None:
@@ -65,24 +66,32 @@ def _logits_module(model: Any, names: list[str]) -> Any:
     return Logits().eval()
 
 
+MAX_BATCH, MAX_SEQUENCE = 4096, 8192  # the graph's dynamic dimensions accept up to these
+
+
 def export_onnx(model: Any, sample: dict[str, np.ndarray], names: list[str], path: Path) -> Path:
     """fp32 ONNX of ``model`` traced on ``sample`` (a padded batch of at least two rows)."""
     import torch
 
     args = tuple(torch.from_numpy(_feed(sample, name)) for name in names)
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes["logits"] = {0: "batch"}
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    sequence = torch.export.Dim("sequence", min=1, max=MAX_SEQUENCE)
+    # forward(*args): the shapes of its one varargs input, one {dim: name} per tensor
+    shapes = (tuple({0: batch, 1: sequence} for _ in names),)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     with torch.no_grad(), warnings.catch_warnings():
-        # the tracer's notes on shape checks and the legacy exporter's deprecation: known, and
-        # the exported graph is checked against torch on the whole test split afterwards
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
-        torch.onnx.export(_logits_module(model, names), args, str(path), input_names=names,
-                          output_names=["logits"], dynamic_axes=axes, opset_version=OPSET,
-                          do_constant_folding=True, dynamo=False)
+        # torch.export names each axis once and notes the others share it: known, and the
+        # exported graph is checked against torch on the whole test split afterwards
+        warnings.filterwarnings("ignore", message=".*shares the same shape constraints")
+        warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)
+        # one line per torchvision operator it cannot register: kdtune exports no vision ops
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+        program = torch.onnx.export(_logits_module(model, names), args, input_names=names,
+                                    output_names=["logits"], dynamic_shapes=shapes,
+                                    opset_version=OPSET, dynamo=True, optimize=True,
+                                    verbose=False)
+    program.save(str(path))
     log.info("wrote %s (%.1f MB)", path, file_mb(path))
     return path
 

@@ -71,7 +71,8 @@ def export_source(source: str, model_dir: Path, exp_dir: Path, split: TestSplit,
     out_dir.mkdir(parents=True, exist_ok=True)
     n = len(split.label_names)
     log.info("%s: torch fp32 reference on %d test rows", source, len(data))
-    reference = evaluate.predict(evaluate.torch_logits(model), data)
+    reference = evaluate.predict(evaluate.torch_logits(model), data,
+                                 progress=f"export check: {source} torch fp32")
     weights = [p for p in sorted(model_dir.iterdir()) if p.suffix in WEIGHT_SUFFIXES]
     rows = [evaluate.artefact_row(
         "torch fp32", ", ".join(_rel(p, exp_dir) for p in weights),
@@ -121,7 +122,7 @@ def _onnx_rows(model: Any, tokenizer: Any, data: Any, out_dir: Path, wanted: lis
         path = out_dir / ONNX_FILES[name]
         run = onnx_files.runner(onnx_files.session(path, options.protocol.threads))
         log.info("checking %s", path)
-        preds = evaluate.predict(run, data)
+        preds = evaluate.predict(run, data, progress=f"export check: {name}")
         rows.append(evaluate.artefact_row(
             name, _rel(path, exp_dir), onnx_files.file_mb(path), preds, reference, split.labels,
             len(split.label_names), measure(run, data, options.protocol)))

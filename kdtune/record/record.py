@@ -43,6 +43,7 @@ PICKS, EVALUATION, SUMMARY = "picks.json", "evaluation.json", "summary.md"
 OPTUNA = "optuna.db"
 TUNE, TUNE_CONFIRM = "tune", "tune_confirm"
 MODELS, RETRAIN, EXPORT = "models", "retrain", "export"
+TEACHERS = "teachers"  # the experiment's own copy of each teacher, by key (kdtune.teacher)
 REPORT_MD, REPORT_HTML, REPORT_DIR = "report.md", "report.html", "report"
 DRIVER_LOG = "driver.log"  # what the search's driver logged (retrain/driver.log: the retrain's)
 #: Columns read as text whatever they hold (hex trial ids like "00012345" are not numbers).

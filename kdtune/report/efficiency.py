@@ -32,13 +32,14 @@ CACHE = "efficiency.csv"
 
 
 def _resolve_dir(path: str | None, exp: Experiment) -> Path | None:
-    """A model folder recorded relative to the search's working directory, found from here."""
+    """A model folder recorded relative to the experiment (the kept teacher), or, by older
+    records, to the search's working directory, found from here."""
     if not path:
         return None
     p = Path(path)
-    # relative paths are relative to where the search ran: usually the project root, which is
-    # also the parent of results/ when the report runs from elsewhere
-    candidates = [p] if p.is_absolute() else [p, exp.dir.resolve().parent.parent / p]
+    # older records: relative to where the search ran, usually the project root, which is also
+    # the parent of results/ when the report runs from elsewhere
+    candidates = [p] if p.is_absolute() else [exp.dir / p, p, exp.dir.resolve().parent.parent / p]
     return next((c for c in candidates if (c / "config.json").is_file()), None)
 
 

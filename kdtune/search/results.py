@@ -34,7 +34,8 @@ def tables(plan: SearchPlan, results: list[Any]) -> tuple[pd.DataFrame, pd.DataF
 
 def _teacher_entry(prep: Any) -> dict[str, Any]:
     metrics = prep.teacher.metrics
-    return {"params": metrics.get("params"), "dir": str(prep.teacher.model_dir.resolve()),
+    # the experiment's own copy of the teacher, relative to its root (kdtune.teacher.keep_teacher)
+    return {"params": metrics.get("params"), "dir": f"{R.TEACHERS}/{prep.teacher.key}/model",
             **{s: {**metrics[s], "predictions": prep.teacher.logits[s].argmax(-1).tolist()}
                for s in ("val", "test")}}
 
