@@ -71,8 +71,8 @@ def timing_teacher(folder: Path, space: str) -> str:
 
 def size_row(rows: int, space: str, teacher_dir: str) -> dict[str, Any]:
     """One training size of the data file: tokens, trial-epoch time, teacher pass, bytes."""
-    from kdtune.pipeline import prepare
     from kdtune.recipe import build_trainer
+    from kdtune.stages import prepare
 
     cfg = load_config(space, {"data.max_train": rows, "data.max_val": 200, "data.max_test": 200,
                               "teacher.finetuned": teacher_dir, "student.init": "pretrained"})

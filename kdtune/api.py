@@ -49,8 +49,8 @@ def run_search(space_or_path: str | Path | dict[str, Any], *, data: Any = None,
     from kdtune.config import merge_sections, parse_config
     from kdtune.record import load_experiment as load
     from kdtune.search.plan import new_plan
-    from kdtune.search.run import EXIT_INTERRUPTED
     from kdtune.search.steps import run_plan
+    from kdtune.search.tuning_run import EXIT_INTERRUPTED
 
     raw = merge_sections(_space(space_or_path), overrides)
     if data is not None:

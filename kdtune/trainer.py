@@ -85,7 +85,7 @@ class RungMetrics:
 Callback = Callable[[RungMetrics, "Trainer"], None]
 
 
-#: A trial checkpoint's files (kdtune.trainable writes them; kdtune.evaluate reads the weights).
+#: A trial checkpoint's files (kdtune.trainable writes them; kdtune.score_picks reads the weights).
 CHECKPOINT_STATE, CHECKPOINT_WEIGHTS = "trainer.json", "trainer.safetensors"
 
 

@@ -221,7 +221,7 @@ def test_teacher_stage_runs_as_a_task_on_the_gpu_node(ray_cluster, tmp_path):
     import ray
 
     from kdtune.cluster import preflight, ray_session, teacher_builder
-    from kdtune.pipeline import prepare
+    from kdtune.stages import prepare
 
     node = ray_cluster.add_node(num_cpus=1, num_gpus=1)
     ray_cluster.wait_for_nodes()

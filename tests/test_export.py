@@ -20,7 +20,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from kdtune.config import load_config
-from kdtune.export import evaluate
+from kdtune.export import agreement
 from kdtune.export.cli import main
 from kdtune.modelcard import CardFacts, EvalMetric, write_card
 
@@ -153,9 +153,9 @@ def test_agreement_and_f1_delta_arithmetic():
     other = ref.copy()
     other[[0, 5]] = [1, 0]  # two changed predictions of eight
     timing = {"latency_ms": 4.0, "throughput": 10.0}
-    rows = evaluate.compare([
-        evaluate.artefact_row("torch fp32", "a", 1.0, ref, ref, labels, 4, {"latency_ms": 8.0}),
-        evaluate.artefact_row("onnx int8", "b", 1.0, other, ref, labels, 4, timing)])
+    rows = agreement.compare([
+        agreement.artefact_row("torch fp32", "a", 1.0, ref, ref, labels, 4, {"latency_ms": 8.0}),
+        agreement.artefact_row("onnx int8", "b", 1.0, other, ref, labels, 4, timing)])
     assert rows[1]["agreement_pct"] == 75.0 and rows[1]["speedup"] == 2.0
     assert rows[0]["macro_f1"] == 1.0 and rows[0]["throughput"] is None
     assert rows[1]["macro_f1"] == pytest.approx(np.mean([0.5, 0.5, 1.0, 1.0]))

@@ -195,11 +195,11 @@ def test_both_models_saved_and_the_one_to_ship_named(retrained: dict[str, Any]) 
 def test_a_diverged_seed_is_a_failure_never_scored_silently(experiment: Path) -> None:
     """A KD config that diverges (learning rate 1e4) on every seed: reported per seed, left out
     of the paired test, counted against KD, and the CE baseline ships."""
-    from kdtune.pipeline import prepare
     from kdtune.retrain.pool import RunPool
+    from kdtune.retrain.retraining import _failure_sentence
     from kdtune.retrain.rounds import run_rounds
-    from kdtune.retrain.run import _failure_sentence
     from kdtune.retrain.ship import ship_choice
+    from kdtune.stages import prepare
 
     record = Record(experiment)
     cfg = record.config()

@@ -29,7 +29,7 @@ def test_registry_names_the_four_strategies():
 def test_scheduler_follows_the_strategy(name: str, fifo: bool):
     from ray.tune.schedulers import FIFOScheduler
 
-    from kdtune.search.run import _scheduler
+    from kdtune.search.tuning_run import _scheduler
     from kdtune.tuning import RungASHA
 
     sched = _scheduler(load_config(QUICKSTART, {"search.strategy": name}))
@@ -53,7 +53,7 @@ def test_grid_runs_the_seed_reports_grid_in_its_order_on_the_quickstart_space():
     assert all(c["alpha"] == 1.0 and c["beta"] == 0.0 for c in ce)
     from ray.tune.schedulers import FIFOScheduler
 
-    from kdtune.search.run import _scheduler
+    from kdtune.search.tuning_run import _scheduler
 
     assert type(_scheduler(cfg)) is FIFOScheduler  # every grid point runs to the end
 

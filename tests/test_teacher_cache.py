@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kdtune.config import load_config
-from kdtune.pipeline import prepare
+from kdtune.stages import prepare
 
 
 @pytest.fixture()

@@ -118,7 +118,7 @@ def test_unlabeled_params_are_searchable_kd_only():
 
 @pytest.fixture(scope="module")
 def transfer_prep(tmp_path_factory):
-    from kdtune.pipeline import prepare
+    from kdtune.stages import prepare
 
     root = tmp_path_factory.mktemp("transfer")
     cfg = load_config("search_spaces/smoke.yaml", {
@@ -130,7 +130,7 @@ def transfer_prep(tmp_path_factory):
 
 
 def test_teacher_logits_on_the_transfer_set_are_cached_in_the_manifest(transfer_prep):
-    from kdtune.pipeline import prepare
+    from kdtune.stages import prepare
 
     cfg, prep = transfer_prep
     assert prep.transfer is not None and len(prep.transfer) == 40

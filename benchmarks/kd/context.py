@@ -1,5 +1,5 @@
 """What every row of ``bench_kd`` shares: the mode, the config derived from a shipped space, the
-prepared data (``kdtune.pipeline.prepare``: one split, one tokenisation, one cached teacher)."""
+prepared data (``kdtune.stages.prepare``: one split, one tokenisation, one cached teacher)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ class Bench:
 
     @cached_property
     def prep(self) -> Any:
-        from kdtune.pipeline import prepare
+        from kdtune.stages import prepare
 
         return prepare(self.cfg)  # the teacher is fine-tuned once and cached in .cache/kdtune
 

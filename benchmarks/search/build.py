@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.bench_search --build [--workers 2]`` runs the grid of
 :mod:`benchmarks.search.grid` in ``--workers`` processes (one torch thread each). Each run is
-``kdtune.recipe.build_trainer`` on ``kdtune.pipeline.prepare(cfg).trial_data(cfg)``, exactly
+``kdtune.recipe.build_trainer`` on ``kdtune.stages.prepare(cfg).trial_data(cfg)``, exactly
 what a kdtune trial trains, with a callback that records every rung (``train.eval_every`` 0.25:
 progress 0.25, 0.5, ..., 3.0). At every rung it scores the WHOLE validation split itself
 (``predict_logits`` + ``classification_metrics``) besides what a search would see there: the
@@ -144,7 +144,7 @@ def worker(index: int, workers: int, table: Path, limit: int | None) -> None:
     """Train this worker's share of the runs not yet in the table."""
     import torch
 
-    from kdtune.pipeline import prepare
+    from kdtune.stages import prepare
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
@@ -167,7 +167,7 @@ def build(table: Path = grid.TABLE, workers: int = 2, limit: int | None = None) 
     """Prepare the teacher once, then train the missing runs in ``workers`` processes."""
     import torch
 
-    from kdtune.pipeline import prepare
+    from kdtune.stages import prepare
 
     t0 = time.perf_counter()
     if len(done_runs(table)) >= len(grid.runs()):

@@ -7,9 +7,9 @@ one latency protocol of :mod:`kdtune.latency`. Modules:
 
 * :mod:`kdtune.export.inputs`: the only place that reads the experiment folder;
 * :mod:`kdtune.export.onnx_files`: ``torch.onnx.export``, int8 quantisation, onnxruntime sessions;
-* :mod:`kdtune.export.evaluate`: predictions, agreement, macro-F1 and timing of one artefact;
+* :mod:`kdtune.export.agreement`: predictions, agreement, macro-F1 and timing of one artefact;
 * :mod:`kdtune.export.table`: the result table, the size/speed target, ``export.json`` / ``.md``;
-* :mod:`kdtune.export.pipeline`: one source folder end to end (and its model card);
+* :mod:`kdtune.export.source`: one source folder end to end (and its model card);
 * :mod:`kdtune.export.hub`: ``--push-to-hub``;
 * :mod:`kdtune.export.cli`: the command line (``main``).
 

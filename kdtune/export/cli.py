@@ -18,7 +18,7 @@ from kdtune.export import hub, onnx_files
 from kdtune.export.inputs import SOURCES, check_experiment, check_labels, experiment_inputs, source_dirs
 
 if TYPE_CHECKING:  # torch and transformers are imported after the cheap checks
-    from kdtune.export.pipeline import Options
+    from kdtune.export.source import Options
 
 log = logging.getLogger("kdtune.export")
 
@@ -72,7 +72,7 @@ def _check_repo(repo: str) -> None:
 def run_export(exp_dir: Path, dirs: dict[str, Path], options: Options,
                push_to: str | None = None) -> list[dict[str, Any]]:
     """Export every source folder; returns their ``export.json`` documents."""
-    from kdtune.export.pipeline import TestSplit, export_source
+    from kdtune.export.source import TestSplit, export_source
 
     cfg, label_names, texts, labels = experiment_inputs(exp_dir)
     for model_dir in dirs.values():
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dirs = check_args(args)
         _setup_logging(args.verbose)
-        from kdtune.export.pipeline import Options
+        from kdtune.export.source import Options
         from kdtune.latency import Protocol
 
         options = Options(onnx=args.onnx or args.int8, int8=args.int8,

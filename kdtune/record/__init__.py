@@ -7,7 +7,7 @@ Search writes it; report, retrain and export read it only through here:
 * :mod:`~kdtune.record.record`: :class:`Record`, the folder's files by name;
 * :mod:`~kdtune.record.trials`: trials.csv / history.csv from Ray's results;
 * :mod:`~kdtune.record.picks`: the recommended configs, the Pareto front, the confirm ranking;
-* :mod:`~kdtune.record.summary`: summary.md;
+* :mod:`~kdtune.record.summary_page`: summary.md;
 * :mod:`~kdtune.record.experiment`: :func:`load_experiment`, the one reader;
 * :mod:`~kdtune.record.partial`: trials of an interrupted or running search.
 """

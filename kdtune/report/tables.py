@@ -10,7 +10,7 @@ from kdtune.formatting import float_or_none, int_or_none, is_missing
 from kdtune.params import CE_ALPHA, KD_ONLY
 from kdtune.record import Experiment
 from kdtune.record import schema as S
-from kdtune.record.summary import MODEL_ORDER
+from kdtune.record.summary_page import MODEL_ORDER
 
 PARAM_LABELS = {"alpha": "alpha", "temperature": "T", "learning_rate": "lr"}
 METRIC_WORDS = {"val_macro_f1": "macro-F1", "val_accuracy": "accuracy"}

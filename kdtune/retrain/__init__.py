@@ -23,7 +23,7 @@ Hugging Face model card, the other to ``retrain/alternative/``. Writes ``<exp>/r
 from kdtune.retrain.choose import Choice, Pick, choose
 from kdtune.retrain.cli import EXIT_NOT_REPRODUCED, PROG, main, parse_args
 from kdtune.retrain.decision import KINDS, decide
-from kdtune.retrain.run import run_retrain
+from kdtune.retrain.retraining import run_retrain
 from kdtune.retrain.runs import REPRODUCTION_TOLERANCE, Run, metric_columns, reproduction, train_run
 from kdtune.retrain.sequential import Design, schedule
 from kdtune.retrain.stats import (

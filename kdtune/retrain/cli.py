@@ -1,7 +1,7 @@
 """``python -m kdtune.retrain results/<experiment>``: the final, multi-seed decision.
 
 Re-trains the recommended KD configuration and the tuned CE-only baseline on fresh seeds
-(:mod:`kdtune.retrain.run`), decides (KD better, worse, equivalent within a margin, or
+(:mod:`kdtune.retrain.retraining`), decides (KD better, worse, equivalent within a margin, or
 inconclusive with the seeds that would decide) and names the model to ship. :func:`main` is the
 command line; ``--seeds auto`` adds seeds in rounds until the decision is reached.
 """

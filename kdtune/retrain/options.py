@@ -3,7 +3,7 @@
 :func:`retrain` is what ``kdtune retrain`` and :func:`kdtune.retrain_experiment` run: options
 range-checked (one line naming the option), the group-sequential design built, the
 experiment's config with ``--set`` overrides that change only how runs execute, then
-:func:`kdtune.retrain.run.run_retrain`.
+:func:`kdtune.retrain.retraining.run_retrain`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def retrain(path: str | Path, *, seeds: int | str = "auto", max_seeds: int = 10,
     the runs execute (``search.cpus_per_trial``, ``train.eval_batch_size``, ...)."""
     from kdtune.record import open_record
     from kdtune.retrain.choose import choose
-    from kdtune.retrain.run import run_retrain
+    from kdtune.retrain.retraining import run_retrain
     from kdtune.retrain.sequential import SPENDING, Design, schedule
 
     seeds = check_retrain_options(seeds=seeds, max_seeds=max_seeds, round_size=round_size,

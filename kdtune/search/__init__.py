@@ -1,6 +1,6 @@
 """``python -m kdtune.search``: plan, run (or resume, or grow) a search, write its record.
 
-Modules: :mod:`~kdtune.search.plan` (what to do, validated), :mod:`~kdtune.search.run` (the
+Modules: :mod:`~kdtune.search.plan` (what to do, validated), :mod:`~kdtune.search.tuning_run` (the
 Tuner stage), :mod:`~kdtune.search.confirm` (the confirm stage), :mod:`~kdtune.search.results`
 (tables, picks, evaluation), :mod:`~kdtune.search.steps` (``run_plan``) and
 :mod:`~kdtune.search.cli` (``main``).

@@ -19,7 +19,7 @@ from kdtune.errors import ConfigError
 from kdtune.logs import setup_logging
 from kdtune.record import record as R
 from kdtune.search.plan import SearchPlan, load_space, new_plan, resume_plan
-from kdtune.search.run import EXIT_INTERRUPTED, Outcome
+from kdtune.search.tuning_run import EXIT_INTERRUPTED, Outcome
 
 log = logging.getLogger("kdtune.search")
 PROG = "kdtune.search"
@@ -107,7 +107,7 @@ def dry_run(plan: SearchPlan) -> int:
 
 
 def print_outcome(plan: SearchPlan, outcome: Outcome) -> None:
-    from kdtune.record.summary import test_metrics
+    from kdtune.record.summary_page import test_metrics
 
     root = plan.record.root
     if outcome.exit_code == EXIT_INTERRUPTED:

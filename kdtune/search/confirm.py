@@ -69,7 +69,7 @@ def run_confirm_stage(plan: SearchPlan, prep: Any, trials: pd.DataFrame) -> tupl
     from ray import tune
 
     from kdtune.cluster import concurrency
-    from kdtune.search.run import fit_run, load_results, run_config, trainable_for
+    from kdtune.search.tuning_run import fit_run, load_results, run_config, trainable_for
 
     cfg = plan.cfg
     latest = plan.record.tune_runs()[-1]  # tune -> tune_confirm, tune_2 -> tune_confirm_2

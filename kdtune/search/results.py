@@ -16,7 +16,7 @@ import pandas as pd
 from kdtune.record import record as R
 from kdtune.record import schema as S
 from kdtune.record.picks import BASELINE, DISTILLED, pareto_table, picks
-from kdtune.record.summary import render_summary
+from kdtune.record.summary_page import render_summary
 from kdtune.record.trials import from_ray, trial_tables
 from kdtune.search.plan import SearchPlan
 
@@ -44,7 +44,7 @@ def _student_entry(plan: SearchPlan, prep: Any, which: str, pick: dict[str, Any]
                    by_id: dict[str, Any]) -> dict[str, Any] | None:
     """Evaluate (and export) the picked trial's best checkpoint, or its exported copy."""
     from kdtune.devices import best_device
-    from kdtune.evaluate import (
+    from kdtune.score_picks import (
         best_checkpoint,
         evaluate_model,
         export_model,
@@ -78,7 +78,7 @@ def _student_entry(plan: SearchPlan, prep: Any, which: str, pick: dict[str, Any]
 def write_results(plan: SearchPlan, prep: Any, results: list[Any], confirm: pd.DataFrame | None,
                   info: dict[str, Any]) -> dict[str, Any]:
     """Every results file of a finished search; returns ``evaluation.json``'s content."""
-    from kdtune.evaluate import prune_checkpoints
+    from kdtune.score_picks import prune_checkpoints
 
     cfg, record = plan.cfg, plan.record
     trials, _ = tables(plan, results)

@@ -9,7 +9,13 @@ from typing import Any
 from kdtune.logs import kept_log
 from kdtune.record import record as R
 from kdtune.search.plan import SearchPlan
-from kdtune.search.run import EXIT_INTERRUPTED, Outcome, interrupted, run_search_stage, setup_environment
+from kdtune.search.tuning_run import (
+    EXIT_INTERRUPTED,
+    Outcome,
+    interrupted,
+    run_search_stage,
+    setup_environment,
+)
 
 log = logging.getLogger("kdtune.search")
 
@@ -27,7 +33,7 @@ def prepare_stages(plan: SearchPlan) -> Any:
 
     from kdtune.cluster import preflight, teacher_builder
     from kdtune.devices import best_device
-    from kdtune.pipeline import prepare
+    from kdtune.stages import prepare
 
     if plan.overwrite:
         plan.record.store.delete("")
@@ -84,7 +90,7 @@ def close_orphans(plan: SearchPlan) -> None:
 
 
 def _search_and_confirm(plan: SearchPlan, prep: Any, info: dict[str, Any]) -> Outcome:
-    from kdtune.evaluate import prune_checkpoints
+    from kdtune.score_picks import prune_checkpoints
     from kdtune.search.confirm import confirm_pending, confirm_table, run_confirm_stage
     from kdtune.search.results import tables, write_results
 

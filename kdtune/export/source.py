@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kdtune.export import evaluate, onnx_files, table
+from kdtune.export import agreement, onnx_files, table
 from kdtune.latency import DEFAULT, Protocol, fixed_rows, numpy_batch
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,10 @@ def export_source(source: str, model_dir: Path, exp_dir: Path, split: TestSplit,
     out_dir.mkdir(parents=True, exist_ok=True)
     n = len(split.label_names)
     log.info("%s: torch fp32 reference on %d test rows", source, len(data))
-    reference = evaluate.predict(evaluate.torch_logits(model), data,
+    reference = agreement.predict(agreement.torch_logits(model), data,
                                  progress=f"export check: {source} torch fp32")
     weights = [p for p in sorted(model_dir.iterdir()) if p.suffix in WEIGHT_SUFFIXES]
-    rows = [evaluate.artefact_row(
+    rows = [agreement.artefact_row(
         "torch fp32", ", ".join(_rel(p, exp_dir) for p in weights),
         sum(p.stat().st_size for p in weights) / 1e6, reference, reference, split.labels, n,
         measure_torch(model, data, options.protocol))]
@@ -86,7 +86,7 @@ def export_source(source: str, model_dir: Path, exp_dir: Path, split: TestSplit,
         rows += _onnx_rows(model, tokenizer, data, out_dir, wanted, reference, split, options, exp_dir)
     for row in rows:
         row["throughput_batch"] = options.protocol.throughput_batch
-    evaluate.compare(rows)
+    agreement.compare(rows)
     meta = {"experiment": split.experiment, "source": source, "model_dir": str(model_dir),
             "export_dir": str(out_dir), "test_rows": len(data), "labels": split.label_names}
     doc = table.document(meta, rows, options.protocol)
@@ -122,8 +122,8 @@ def _onnx_rows(model: Any, tokenizer: Any, data: Any, out_dir: Path, wanted: lis
         path = out_dir / ONNX_FILES[name]
         run = onnx_files.runner(onnx_files.session(path, options.protocol.threads))
         log.info("checking %s", path)
-        preds = evaluate.predict(run, data, progress=f"export check: {name}")
-        rows.append(evaluate.artefact_row(
+        preds = agreement.predict(run, data, progress=f"export check: {name}")
+        rows.append(agreement.artefact_row(
             name, _rel(path, exp_dir), onnx_files.file_mb(path), preds, reference, split.labels,
             len(split.label_names), measure(run, data, options.protocol)))
     return rows

@@ -117,7 +117,7 @@ def _run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, desig
                  address: str | None = None) -> RetrainReport:
     from kdtune.cluster import ray_session
     from kdtune.devices import best_device
-    from kdtune.pipeline import prepare
+    from kdtune.stages import prepare
 
     t0 = time.perf_counter()
     prep, device = prepare(cfg, record=record), best_device()  # the search's own teacher
@@ -204,11 +204,11 @@ def _reproduction(pool: RunPool, choice: Choice, threads: int, device: Any, chec
 def _save_models(record: Record, cfg: ExperimentConfig, prep: Any, data: Any, outcome: Outcome,
                  report: RetrainReport) -> None:
     """Both models' best seeds, with cards; the one the decision ships in ``retrain/model``."""
-    from kdtune.evaluate import export_model
     from kdtune.latency import DEFAULT, measure_torch
     from kdtune.models import count_parameters
     from kdtune.recipe import build_model
     from kdtune.retrain.card import card_facts
+    from kdtune.score_picks import export_model
 
     models = {}  # built from the runs' own TrialData (the pool's), not a second copy
     for name in MODELS:
@@ -231,7 +231,7 @@ def _save_models(record: Record, cfg: ExperimentConfig, prep: Any, data: Any, ou
 
 
 def _write(record: Record, report: RetrainReport, frame: pd.DataFrame, names: list[str]) -> None:
-    from kdtune.retrain.summary import render_summary
+    from kdtune.retrain.retrain_page import render_summary
 
     record.write_csv(f"{R.RETRAIN}/per_seed.csv", frame)
     record.write_text(f"{R.RETRAIN}/summary.md", render_summary(report, names))
