@@ -20,7 +20,15 @@ from typing import Any
 import yaml
 
 from kdtune.errors import ConfigError, check
-from kdtune.params import CE_ALPHA, KD_ONLY, SEED_ALPHA, SEED_TEMPERATURE, TrainParams, validate_hparams
+from kdtune.params import (
+    CE_ALPHA,
+    KD_ONLY,
+    SEED_ALPHA,
+    SEED_TEMPERATURE,
+    TrainParams,
+    is_ce_only,
+    validate_hparams,
+)
 from kdtune.strategies import STRATEGIES, strategy
 
 #: Hyperparameters a search space may tune; each is also a field of :class:`TrainParams`.
@@ -733,7 +741,7 @@ def anchor_label(hparams: dict[str, Any], anchors: list[dict[str, Any]]) -> str:
     """
     if not is_anchor(hparams, anchors):
         return ""
-    return ANCHOR_CE if hparams.get("alpha") == CE_ALPHA else ANCHOR_SEED
+    return ANCHOR_CE if is_ce_only(hparams) else ANCHOR_SEED
 
 
 def reference_table() -> str:

@@ -129,11 +129,43 @@ class TrainParams:
     @classmethod
     def from_hparams(cls, hparams: dict[str, Any]) -> TrainParams:
         """The training fields of a trial's hparams (other keys, e.g. ``layers``, are ignored)."""
-        known = {k: v for k, v in hparams.items() if k in cls.__dataclass_fields__}
-        if "batch_size" in known:
-            known["batch_size"] = int(known["batch_size"])
-        return cls(**known)
+        return cls(**{k: v for k, v in hparams.items() if k in cls.__dataclass_fields__})
 
+
+
+#: Trial values that are integers whatever the sampler or a CSV round trip made of them.
+INTEGERS = ("batch_size", "epochs", "seed")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One training's hyperparameters: the fixed base with the trial's own values merged over,
+    types coerced once. The path is YAML -> the space -> the sampler's dict -> ``Trial.of`` ->
+    the trainer (:func:`kdtune.recipe.build_trainer`), and the record reads a trial back the
+    same way (``trials.csv`` / ``picks.json`` -> ``Trial.of``)."""
+
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, base: dict[str, Any], own: dict[str, Any] | None = None) -> Trial:
+        values = {**base, **(own or {})}
+        for name in INTEGERS:
+            if values.get(name) is not None:
+                values[name] = int(values[name])
+        if values.get("layers") is not None:
+            values["layers"] = [int(i) for i in values["layers"]]
+        return cls(values)
+
+    @property
+    def ce_only(self) -> bool:
+        return is_ce_only(self.values)
+
+    def train(self) -> TrainParams:
+        """The training fields (other keys, e.g. ``layers``, are the model's)."""
+        return TrainParams.from_hparams(self.values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.values)
 
 
 def is_ce_only(hparams: dict[str, Any]) -> bool:

@@ -19,7 +19,7 @@ from kdtune.feature_kd import FeatureKD, RaggedStates
 from kdtune.latency import TRIAL, measure_torch
 from kdtune.losses import combine_teacher_logits
 from kdtune.models import ModelBlob, count_parameters, slice_layers
-from kdtune.params import TrainParams, is_ce_only
+from kdtune.params import TrainParams, Trial
 from kdtune.trainer import Callback, Trainer, seed_everything
 
 #: Cached hidden states live on a GPU when they take at most this much *per GPU*; trials that
@@ -80,7 +80,7 @@ def combined_logits(logits: list[np.ndarray], hparams: dict[str, Any]) -> np.nda
 def uses_transfer(data: TrialData, params: TrainParams, hparams: dict[str, Any]) -> bool:
     """Transfer rows join a training only when it distils (the CE-only arm has no labels for
     them) and gives them weight."""
-    return (data.transfer is not None and not is_ce_only(hparams)
+    return (data.transfer is not None and not Trial(hparams).ce_only
             and params.unlabeled_weight > 0)
 
 
@@ -125,8 +125,8 @@ def build_features(data: TrialData, params: TrainParams, hparams: dict[str, Any]
 def build_trainer(hparams: dict[str, Any], data: TrialData, callbacks: Sequence[Callback] = (),
                   device: torch.device | None = None, progress: bool = False) -> Trainer:
     """Seed, build the student and its trainer for one trial's hparams (merged over the base)."""
-    hparams = {**data.base, **hparams}
-    params = TrainParams.from_hparams(hparams)
+    trial = Trial.of(data.base, hparams)
+    hparams, params = trial.values, trial.train()
     seed_everything(params.seed)
     model = build_model(data, hparams)
     device = device or torch.device("cpu")

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from kdtune.batches import Encoded
 from kdtune.models import count_parameters
+from kdtune.params import Trial
 from kdtune.recipe import TrialData, build_model
 from kdtune.record import record as R
 from kdtune.record import schema as S
@@ -61,7 +62,7 @@ def best_checkpoint(res: Any) -> Any:
 
 def load_trial_model(hparams: dict[str, Any], data: TrialData, checkpoint: Any) -> torch.nn.Module:
     """The student of ``hparams`` with the checkpoint's weights (strictly loaded)."""
-    model = build_model(data, {**data.base, **hparams})
+    model = build_model(data, Trial.of(data.base, hparams).values)
     with checkpoint.as_directory() as folder:
         state = load_file(str(Path(folder) / WEIGHTS))
     model.load_state_dict({k[len("model."):]: v for k, v in state.items()

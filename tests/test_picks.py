@@ -40,3 +40,31 @@ def test_confirm_mean_uses_completed_runs_and_counts_the_dropped():
     chosen = picks(trials, cfg, confirm)
     assert chosen["distilled"][S.TRIAL_ID] == "k2" and chosen["changed"]["distilled"]
     assert chosen["distilled"]["dropped"] == 0
+
+
+def test_one_trial_object_and_one_ce_rule():
+    from kdtune.params import Trial
+    from kdtune.record.picks import arm_pool
+    from kdtune.record.trials import row_trial
+
+    # types coerced once, whatever the sampler or a CSV made of them
+    t = Trial.of({"batch_size": 32, "epochs": 3, "alpha": 0.7}, {"batch_size": 16.0, "epochs": 2.0,
+                                                                "layers": (0.0, 5.0)})
+    assert t.values["batch_size"] == 16 and isinstance(t.values["batch_size"], int)
+    assert t.values["epochs"] == 2 and t.values["layers"] == [0, 5]
+    assert t.train().batch_size == 16 and not t.ce_only
+    assert Trial.of({"alpha": 1.0}).ce_only and Trial.of({"alpha": 1.0, "beta": 0.0}).ce_only
+    assert not Trial.of({"alpha": 1.0, "beta": 0.5}).ce_only  # feature KD is distillation
+
+    cfg = load_config("search_spaces/feature_kd.yaml")
+    score = S.best("val_macro_f1")
+    trials = pd.DataFrame({
+        S.TRIAL_ID: ["f1", "k1", "c1"], S.ARM: ["kd", "kd", "kd"], S.ANCHOR: ["", "", ""],
+        S.STATUS: [S.COMPLETED] * 3, score: [0.91, 0.90, 0.89], S.BEST_PROGRESS: [2.0] * 3,
+        "hparams": ['{"alpha": 1.0, "beta": 0.5}', '{"alpha": 0.5, "beta": 0.0}',
+                    '{"alpha": 1.0, "beta": 0.0}']})
+    # alpha 1 with a hidden-state loss distils; alpha 1 without one is CE-only, in any arm
+    assert list(arm_pool(trials, cfg, "distilled")[S.TRIAL_ID]) == ["f1", "k1"]
+    # a row without the JSON column is read from its searched columns
+    row = pd.Series({"alpha": 1.0, "beta": 0.0})
+    assert row_trial(row, cfg).ce_only and row_trial(row, cfg).values["epochs"] == cfg.train.epochs

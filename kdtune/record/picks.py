@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 
 from kdtune.config import ANCHOR_CE, ARM_CE, ARM_KD, ExperimentConfig
-from kdtune.params import CE_ALPHA
 from kdtune.record import schema as S
-from kdtune.record.trials import trial_hparams
+from kdtune.record.trials import ce_only_mask, row_trial, trial_hparams
 
 DISTILLED, BASELINE = "distilled", "baseline"
 
@@ -65,16 +64,11 @@ def pareto_table(trials: pd.DataFrame, cfg: ExperimentConfig) -> pd.DataFrame | 
     return ok[pareto_mask(ok, cols, cfg.search.modes)].sort_values(cols[1])
 
 
-def _alpha(frame: pd.DataFrame, cfg: ExperimentConfig) -> pd.Series:
-    col = frame["alpha"] if "alpha" in frame else pd.Series(cfg.train.alpha, index=frame.index)
-    return pd.to_numeric(col, errors="coerce").fillna(cfg.train.alpha)
-
-
 def arm_pool(trials: pd.DataFrame, cfg: ExperimentConfig, which: str) -> pd.DataFrame:
     """Usable trials that may be picked as ``distilled`` (KD) or ``baseline`` (CE-only)."""
     ok = usable(trials, cfg)
     if which == DISTILLED:
-        return ok[(ok[S.ARM] != ARM_CE) & (_alpha(ok, cfg) < CE_ALPHA)]
+        return ok[(ok[S.ARM] != ARM_CE) & ~ce_only_mask(ok, cfg)]
     mode = cfg.baseline_mode
     if mode == "tuned":
         return ok[ok[S.ARM] == ARM_CE]
@@ -97,7 +91,7 @@ def single_seed(trials: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, str | 
         chosen = front.loc[choose(front, S.best(cfg.search.metric), cfg.search.mode, cols[1],
                                   cfg.search.f1_tolerance)]
         picks["best"] = str(chosen[S.TRIAL_ID])
-        if float(_alpha(front.loc[[chosen.name]], cfg).iloc[0]) < CE_ALPHA:
+        if not row_trial(front.loc[chosen.name], cfg).ce_only:
             picks[DISTILLED] = str(chosen[S.TRIAL_ID])
     return picks
 

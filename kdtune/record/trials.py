@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kdtune.config import ExperimentConfig, anchor_label
+from kdtune.params import Trial
 from kdtune.record import schema as S
 
 HPARAMS = "hparams"  # trials.csv: the trial's own (sampled + pinned) values, as JSON
@@ -169,11 +170,28 @@ def rank(trials: pd.DataFrame, cfg: ExperimentConfig) -> pd.DataFrame:
     return trials.loc[order].reset_index(drop=True)
 
 
+def row_trial(row: pd.Series | dict[str, Any], cfg: ExperimentConfig) -> Trial:
+    """A trials.csv row as the :class:`~kdtune.params.Trial` it trained: its own values (the
+    JSON column), or failing that its searched columns, over the fixed ones."""
+    own = row.get(HPARAMS)
+    if isinstance(own, str) and own:
+        values = json.loads(own)
+    else:
+        values = {p.name: row[p.name] for p in cfg.space
+                  if p.name in row and not _missing(row[p.name])}
+    return Trial.of(cfg.trial_base(), values)
+
+
 def trial_hparams(row: pd.Series | dict[str, Any], cfg: ExperimentConfig) -> dict[str, Any]:
     """A trials.csv row's full hparams: the fixed values with the trial's own merged over."""
-    own = row.get(HPARAMS)
-    values = json.loads(own) if isinstance(own, str) and own else {}
-    hparams = {**cfg.trial_base(), **values}
-    hparams["batch_size"] = int(hparams["batch_size"])
-    hparams["epochs"] = int(hparams["epochs"])
-    return hparams
+    return row_trial(row, cfg).values
+
+
+def ce_only_mask(frame: pd.DataFrame, cfg: ExperimentConfig) -> pd.Series:
+    """Per row: whether that trial trained without any teacher signal (``Trial.ce_only``)."""
+    return pd.Series([row_trial(r, cfg).ce_only for _, r in frame.iterrows()], index=frame.index,
+                     dtype=bool)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

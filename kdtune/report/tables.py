@@ -7,10 +7,11 @@ from typing import Any
 import pandas as pd
 
 from kdtune.formatting import float_or_none, int_or_none, is_missing
-from kdtune.params import CE_ALPHA, KD_ONLY
+from kdtune.params import KD_ONLY
 from kdtune.record import Experiment
 from kdtune.record import schema as S
 from kdtune.record.summary_page import MODEL_ORDER
+from kdtune.record.trials import row_trial
 
 PARAM_LABELS = {"alpha": "alpha", "temperature": "T", "learning_rate": "lr"}
 METRIC_WORDS = {"val_macro_f1": "macro-F1", "val_accuracy": "accuracy"}
@@ -73,7 +74,7 @@ def leaderboard(exp: Experiment, top: int) -> pd.DataFrame:
 
 def param_cells(exp: Experiment, row: pd.Series) -> dict[str, Any]:
     """The trial's value of each shown parameter; KD-only ones are blank at alpha = 1 (CE only)."""
-    ce = float(exp.param_value(row, "alpha")) >= CE_ALPHA
+    ce = row_trial(row, exp.cfg).ce_only
     return {p: None if ce and p in KD_ONLY and p != "alpha" else _cell(exp.param_value(row, p))
             for p in shown_params(exp)}
 

@@ -13,10 +13,11 @@ import pandas as pd
 
 from kdtune.config import ANCHOR_CE, ARM_CE
 from kdtune.formatting import float_or_none, int_or_none, num
-from kdtune.params import CE_ALPHA, KD_ONLY
+from kdtune.params import KD_ONLY
 from kdtune.record import STATE_FINISHED, STATE_RUNNING, Experiment
 from kdtune.record import schema as S
 from kdtune.record.picks import BASELINE, DISTILLED, single_seed, usable
+from kdtune.record.trials import row_trial
 from kdtune.report.tables import metric_words, models, shown_params
 from kdtune.report.teacher_check import TeacherNumbers, teacher_warning
 from kdtune.report.verdict import Anchor, Noise, Pick, VerdictInput, provisional_verdict
@@ -152,7 +153,7 @@ def recommended(exp: Experiment, trial_id: str | None) -> str:
     row = row_of(exp, trial_id)
     if row is None or float_or_none(row.get(exp.score)) is None:
         return ""
-    ce = row.get(S.ARM) == ARM_CE or float(exp.param_value(row, "alpha")) >= CE_ALPHA
+    ce = row.get(S.ARM) == ARM_CE or row_trial(row, exp.cfg).ce_only
     params = [p for p in shown_params(exp) if not (ce and p in KD_ONLY and p != "alpha")]
     parts = [f"{p} = {num(exp.param_value(row, p))}" for p in params]
     anchor = f", the {row[S.ANCHOR]} anchor" if row.get(S.ANCHOR) else ""

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kdtune.config import ExperimentConfig
 from kdtune.errors import ConfigError
-from kdtune.params import CE_ALPHA, is_ce_only, validate_hparams
+from kdtune.params import CE_ALPHA, Trial, validate_hparams
 from kdtune.record import record as R
 from kdtune.record import schema as S
 from kdtune.record.picks import BASELINE, DISTILLED
@@ -39,7 +39,7 @@ class Pick:
 
     @property
     def is_ce(self) -> bool:
-        return is_ce_only(self.hparams)
+        return Trial(self.hparams).ce_only
 
 
 @dataclass
@@ -86,8 +86,7 @@ def _picked(picks: dict[str, Any], which: str) -> Pick | None:
     entry = picks.get(which)
     if not entry:
         return None
-    hp = dict(entry["hparams"])
-    hp["batch_size"], hp["epochs"] = int(hp["batch_size"]), int(hp["epochs"])
+    hp = Trial.of(entry["hparams"]).values
     return Pick(entry[S.TRIAL_ID], f"picks.json ({picks.get('method')})", hp, entry.get(S.ARM, ""),
                 entry.get(S.ANCHOR, ""), entry.get(S.STATUS, ""), _float(entry.get(S.BEST_PROGRESS)),
                 _float(entry.get("score")))

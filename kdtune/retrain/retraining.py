@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kdtune.config import ExperimentConfig
-from kdtune.params import EXECUTION
+from kdtune.params import EXECUTION, Trial
 from kdtune.record import record as R
 from kdtune.record.record import Record
 from kdtune.retrain.choose import Choice
@@ -213,8 +213,8 @@ def _save_models(record: Record, cfg: ExperimentConfig, prep: Any, data: Any, ou
     models = {}  # built from the runs' own TrialData (the pool's), not a second copy
     for name in MODELS:
         run, state = outcome.best[name]
-        hparams = {**data.base, **(report.config if name == "student" else report.baseline_config)}
-        model = build_model(data, hparams)
+        own = report.config if name == "student" else report.baseline_config
+        model = build_model(data, Trial.of(data.base, own).values)
         model.load_state_dict(state)
         models[name] = model.eval()
         report.models[name] = {
