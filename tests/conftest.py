@@ -32,7 +32,9 @@ def start_local_ray() -> None:
 
     import ray
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+    # address="local": a new instance even where a cluster test (or a user) left one running
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+             logging_level=logging.WARNING)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -26,8 +26,9 @@ def test_shipped_spaces_load():
     assert cfg.anchor_points() == [
         {"alpha": 0.7, "temperature": 3.0, "learning_rate": 1e-4},
         {"alpha": 1.0, "beta": 0.0, "learning_rate": 1e-4}]
-    # searched values are not part of the fixed ones
-    assert "alpha" not in cfg.base_hparams and cfg.base_hparams["epochs"] == 3
+    # every trial starts from the train section; its sampled values are merged over it
+    base = cfg.trial_base()
+    assert base["epochs"] == 3 and base["alpha"] == cfg.train.alpha
 
 
 def test_yaml_float_without_dot_is_accepted():
