@@ -189,10 +189,6 @@ class DeviceSplit:
                                                   index_t, width)[0].long()
         return out
 
-    def ragged(self, flat: torch.Tensor, index_t: torch.Tensor, width: int) -> torch.Tensor:
-        """Per-token targets (e.g. teacher hidden states ``[tokens, H]``) of a batch, padded."""
-        return gather_padded(flat, self.starts, self.lengths, index_t, width)[0]
-
     def epoch(self, batch_size: int, *, seed: int, group_by_length: bool
               ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """One shuffled pass: (host index, device index) per batch, uploaded once per epoch."""

@@ -139,7 +139,8 @@ def test_device_batches_match_the_tokenizer_and_gather_ragged_rows(ag_news):
     assert split.targets["teacher"][split.index(index)][:, 0].tolist() == [28.0, 8.0, 160.0]
     # per-token rows (hidden states) gathered and padded with zeros: row i, token j -> value
     flat = torch.arange(enc.tokens, dtype=torch.float32).unsqueeze(1).repeat(1, 2)
-    rows = split.ragged(flat, split.index(index), batch["input_ids"].shape[1])
+    rows = gather_padded(flat, split.starts, split.lengths, split.index(index),
+                         batch["input_ids"].shape[1])[0]
     for r, i in enumerate(index):
         n = enc.lengths[i]
         assert rows[r, :n, 0].tolist() == list(range(enc.offsets[i], enc.offsets[i] + n))

@@ -178,3 +178,12 @@ def test_kd_trials_train_on_transfer_rows_and_the_ce_arm_never_does(transfer_pre
     kd.model.train()
     history = kd.fit()
     assert history and np.isfinite(history[-1].loss)
+
+
+def test_the_report_names_the_transfer_set_and_what_was_dropped():
+    from kdtune.report.facts import _transfer
+
+    line = _transfer({"source": "local:u.csv", "rows": 90, "read": 100,
+                      "dropped_equal_to_val_or_test": 7, "dropped_repeats": 3, "capped": 0})
+    assert line.startswith("transfer set: `local:u.csv`, 90 unlabelled rows (of 100 read: 7 equal")
+    assert "3 repeats dropped" in line and "the CE-only arm never sees them" in line
