@@ -97,10 +97,20 @@ def test_transfer_file_is_deduplicated_and_its_column_checked(tmp_path):
 def test_transfer_stream_covers_every_row_once_per_pass():
     enc = Encoded(np.arange(10, dtype=np.int32), np.arange(11), np.full(10, -1), 0)
     stream = TransferStream(DeviceSplit(enc, torch.device("cpu")), rows_per_step=4, seed=3)
-    rows = np.concatenate([stream.rows(s)[0] for s in range(5)])  # 20 positions: 2 passes
-    assert sorted(rows[:10]) == list(range(10)) and sorted(rows[10:]) == list(range(10))
+    assert stream.steps_per_pass == 3  # 4 + 4 + 2 rows
+    first = np.concatenate([stream.rows(s)[0] for s in range(3)])
+    second = np.concatenate([stream.rows(s)[0] for s in range(3, 6)])
+    assert sorted(first) == list(range(10)) and sorted(second) == list(range(10))
+    assert list(first) != list(second)  # each pass is reshuffled
     again = TransferStream(DeviceSplit(enc, torch.device("cpu")), rows_per_step=4, seed=3)
     np.testing.assert_array_equal(again.rows(3)[0], stream.rows(3)[0])  # a function of the step
+    # rows of a step have similar lengths (little padding): 200 rows of lengths 1..200
+    lengths = np.random.default_rng(0).permutation(np.arange(1, 201))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ragged = Encoded(np.zeros(offsets[-1], dtype=np.int32), offsets, np.full(200, -1), 0)
+    grouped = TransferStream(DeviceSplit(ragged, torch.device("cpu")), rows_per_step=10, seed=0)
+    spans = [np.ptp(lengths[grouped.rows(s)[0]]) for s in range(grouped.steps_per_pass)]
+    assert max(spans) <= 9  # sorted within the pass: 10 consecutive lengths (random: ~160)
 
 
 def test_unlabeled_params_are_searchable_kd_only():
