@@ -24,6 +24,8 @@ class SearchInterrupted(RuntimeError):
     ``root`` is the experiment, which ``python -m kdtune.search --resume <root>`` continues.
     """
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, reason: str = ""):
         self.root = root
-        super().__init__(f"search interrupted; resume it with python -m kdtune.search --resume {root}")
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"search interrupted{why}; finished trials are kept; resume it with "
+                         f"python -m kdtune.search --resume {root}")

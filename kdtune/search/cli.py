@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from kdtune.cli import ArgumentParser, add_set_option, fail, parse_sets
-from kdtune.errors import ConfigError
+from kdtune.errors import ConfigError, SearchInterrupted
 from kdtune.logs import setup_logging
 from kdtune.record import record as R
 from kdtune.search.plan import SearchPlan, load_space, new_plan, resume_plan
@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_plan(plan)
     except ConfigError as exc:
         return fail(PROG, exc)
+    except SearchInterrupted as exc:  # e.g. a trial killed for memory: one line, not a traceback
+        print(f"\n{PROG}: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     outcome.info.setdefault("total_seconds", time.perf_counter() - t0)
     print_outcome(plan, outcome)
     return outcome.exit_code

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kdtune.config import ExperimentConfig
+from kdtune.errors import SearchInterrupted
 from kdtune.record import record as R
 from kdtune.record import schema as S
 from kdtune.record.record import Record
@@ -82,7 +83,27 @@ def fit_run(plan: SearchPlan, name: str, make_tuner: Any, trainable: Any) -> Any
                                    storage_filesystem=filesystem)
     else:
         tuner = make_tuner()
-    return tuner.fit()
+    try:
+        return tuner.fit()
+    except RuntimeError as exc:
+        if not killed_for_memory(exc):
+            raise
+        raise SearchInterrupted(plan.record.root, "Ray killed a trial: the node ran low on "
+                                "memory; lower search.max_concurrent or train.batch_size "
+                                "before resuming") from None
+
+
+def killed_for_memory(exc: BaseException) -> bool:
+    """Whether Ray's memory monitor killed a worker somewhere in ``exc``'s chain (Tune then
+    stops the whole run with a RuntimeError wrapping it)."""
+    from ray.exceptions import OutOfMemoryError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OutOfMemoryError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def tune_run_name(plan: SearchPlan) -> str:
