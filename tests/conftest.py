@@ -1,4 +1,7 @@
-"""Shared fixtures: the AG News file in ../shared (never copied into the project)."""
+"""Shared fixtures: a generated text data set (tests/synthetic.py) and a smoke space reading it,
+which every test uses unless it measures AG News itself; the AG News file in ../shared (never
+copied into the project) for those few, which skip where it is absent (a clean clone); a local
+Ray, an MLflow server and the session's smoke search."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import synthetic
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,9 +60,33 @@ def _run_from_root(monkeypatch):
 
 @pytest.fixture(scope="session")
 def ag_news() -> Path:
+    """Only for tests that measure AG News itself; everything else uses ``text_data``."""
     if not AG_NEWS.is_file():
-        pytest.fail(f"AG News data not found at {AG_NEWS}; tests need ../shared beside the repo")
+        pytest.skip(f"AG News not found at {AG_NEWS}; CI has ../shared beside the clone")
     return AG_NEWS
+
+
+@pytest.fixture(scope="session")
+def text_data(tmp_path_factory) -> Path:
+    """The generated 4-class data set (tests/synthetic.py), written once per session."""
+    return synthetic.write(tmp_path_factory.mktemp("text_data") / "topics.csv")
+
+
+def smoke_raw(text_data: Path) -> dict:
+    """search_spaces/smoke.yaml as a dict, reading the generated data set."""
+    from kdtune.config import load_config
+
+    return synthetic.point_at(load_config(ROOT / "search_spaces" / "smoke.yaml").to_dict(),
+                              text_data)
+
+
+@pytest.fixture(scope="session")
+def smoke_space(tmp_path_factory, text_data) -> Path:
+    """search_spaces/smoke.yaml on the generated data set, as a file for ``--space``. Its
+    results_dir and cache_dir stay relative (to the project root, where tests run)."""
+    path = tmp_path_factory.mktemp("spaces") / "smoke.yaml"
+    path.write_text(yaml.safe_dump(smoke_raw(text_data), sort_keys=False))
+    return path
 
 
 def free_port() -> int:
@@ -101,17 +129,16 @@ def mlflow_server(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def smoke_search(tmp_path_factory, ag_news, mlflow_server) -> Path:
+def smoke_search(tmp_path_factory, text_data, mlflow_server) -> Path:
     """One real 6-trial smoke search (3 KD + 3 tuned CE, then 2 confirm runs), logged to MLflow
     and TensorBoard and reported, run once per test session and never modified.
 
     Modules that write into an experiment take a copy (``copy_experiment``) instead.
     """
     from kdtune import search
-    from kdtune.config import load_config
 
     out = tmp_path_factory.mktemp("session_results")
-    raw = load_config("search_spaces/smoke.yaml").to_dict()
+    raw = smoke_raw(text_data)
     raw["search"].update(loggers=["mlflow", "tensorboard"], mlflow_tracking_uri=mlflow_server)
     space = out / "smoke-session.yaml"
     space.write_text(yaml.safe_dump(raw))

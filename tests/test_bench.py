@@ -36,9 +36,9 @@ def number(cell: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory, ag_news):
-    """``python -m benchmarks.bench_kd --quick``, run in this process (its searches then use the
-    session's running Ray instead of starting their own)."""
+def quick_run(tmp_path_factory, text_data):
+    """``python -m benchmarks.bench_kd --quick --data <the generated data set>``, run in this
+    process (its searches then use the session's running Ray instead of starting their own)."""
     import contextlib
     import io
 
@@ -47,7 +47,7 @@ def quick_run(tmp_path_factory, ag_news):
     out = tmp_path_factory.mktemp("bench")
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        assert main(["--quick", "--out", str(out)]) == 0
+        assert main(["--quick", "--out", str(out), "--data", str(text_data)]) == 0
     raw = json.loads((out / "bench_kd_quick.json").read_text())
     return {"stdout": stdout.getvalue(), "out": out, "raw": raw,
             "rows": {r["id"]: r for r in raw["rows"]},

@@ -37,8 +37,8 @@ def test_python_dash_m_kdtune_and_the_console_script():
     assert out.returncode == 0 and out.stdout.strip() == f"kdtune {kdtune.__version__}"
 
 
-def test_set_overrides_reach_the_resolved_config(tmp_path, capsys):
-    rc = main(["search", "--space", "search_spaces/smoke.yaml", "--set", "train.epochs=1",
+def test_set_overrides_reach_the_resolved_config(tmp_path, smoke_space, capsys):
+    rc = main(["search", "--space", str(smoke_space), "--set", "train.epochs=1",
                "--set", "search.strategy=random_asha", "--set", "search.grid={alpha: [0.5]}",
                "--set", "train.learning_rate=3e-4", "--results-dir", str(tmp_path), "--dry-run"])
     assert rc == 0

@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import kill_search_when
+from conftest import kill_search_when, smoke_raw
 from optuna.trial import TrialState
 
 from kdtune import search
@@ -78,13 +78,11 @@ def cluster(ray_cluster):
     return ray_cluster.address
 
 
-def _space(tmp_path: Path, name: str, **search_overrides) -> Path:
-    raw = load_config(ROOT / "search_spaces/smoke.yaml").to_dict()
+def _space(tmp_path: Path, name: str, text_data: Path, **search_overrides) -> Path:
+    raw = smoke_raw(text_data)  # the data path is absolute: any cwd
     raw["name"] = name
     raw["cache_dir"] = str(ROOT / ".cache/kdtune")  # a shared cache: the teacher is reused
-    raw["data"]["path"] = str((ROOT / raw["data"]["path"]).resolve())  # absolute: any cwd
-    raw["data"].update(max_train=96, hub_fallback=False)
-    raw["data"].pop("hub", None)
+    raw["data"].update(max_train=96)
     raw["train"].update(eval_every=1.0)
     raw["search"].update(num_samples=5, grace_period=1.0, confirm={"top_k": 0, "seeds": 0},
                          **search_overrides)
@@ -97,8 +95,8 @@ def _finished(uri: str) -> list[dict]:
     return list(Record(uri).finished().values())
 
 
-def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path):
-    space = _space(tmp_path, "onS3")
+def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path, text_data):
+    space = _space(tmp_path, "onS3", text_data)
     uri = f"s3://{BUCKET}/runs/onS3"
     cmd = [sys.executable, "-m", "kdtune.search", "--space", str(space), "--address", cluster,
            "--results-dir", f"s3://{BUCKET}/runs", "--no-report"]
@@ -153,8 +151,8 @@ def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path):
                           "AWS_EC2_METADATA_DISABLED": "true"}, "access was denied"),
     ("ftp://host/x", {}, "unknown storage scheme"),
 ])
-def test_bad_storage_is_one_line_before_any_work(s3, tmp_path, results_dir, env, message):
-    space = _space(tmp_path, "bad")
+def test_bad_storage_is_one_line_before_any_work(s3, tmp_path, text_data, results_dir, env, message):
+    space = _space(tmp_path, "bad", text_data)
     child_env = {**os.environ}
     for k, v in env.items():
         if v is None:
@@ -186,11 +184,11 @@ def test_credentials_from_a_file_work_without_environment_keys(s3, tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
-def test_preflight_checks_every_node(cluster, tmp_path):
+def test_preflight_checks_every_node(cluster, tmp_path, text_data):
 
     from kdtune.cluster import preflight, ray_session, teacher_builder
 
-    cfg = load_config(_space(tmp_path, "pre"))
+    cfg = load_config(_space(tmp_path, "pre", text_data))
     record = Record(f"s3://{BUCKET}/pre")
     with ray_session(cluster):
         reports = preflight(cfg, record)
@@ -199,10 +197,10 @@ def test_preflight_checks_every_node(cluster, tmp_path):
         with pytest.raises(ConfigError) as err:  # a node where a dependency cannot be imported
             preflight(cfg, record, modules=("torch", "kdtune_no_such_dependency"))
         assert err.value.field.startswith("node ") and "kdtune_no_such_dependency" in str(err.value)
-        big = load_config(_space(tmp_path, "big", cpus_per_trial=4))
+        big = load_config(_space(tmp_path, "big", text_data, cpus_per_trial=4))
         with pytest.raises(ConfigError, match="largest node has 1"):
             preflight(big, record)
-        gpu = load_config(_space(tmp_path, "gpu", gpus_per_trial=1))
+        gpu = load_config(_space(tmp_path, "gpu", text_data, gpus_per_trial=1))
         with pytest.raises(ConfigError, match="the cluster has no GPU"):
             preflight(gpu, record)
         assert teacher_builder(driver_has_gpu=False) is None  # no GPU anywhere: run it here
@@ -212,7 +210,7 @@ def test_preflight_checks_every_node(cluster, tmp_path):
         assert err.value.field.startswith("node ") and "\n" not in str(err.value)
 
 
-def test_teacher_stage_runs_as_a_task_on_the_gpu_node(ray_cluster, tmp_path):
+def test_teacher_stage_runs_as_a_task_on_the_gpu_node(ray_cluster, tmp_path, text_data):
     """No GPU on the driver, one in the cluster: the teacher stage is a Ray task on that node.
 
     The node declares one logical GPU (placement only: there is no CUDA here), so the task runs
@@ -225,7 +223,7 @@ def test_teacher_stage_runs_as_a_task_on_the_gpu_node(ray_cluster, tmp_path):
 
     node = ray_cluster.add_node(num_cpus=1, num_gpus=1)
     ray_cluster.wait_for_nodes()
-    cfg = load_config(_space(tmp_path, "remote"), {"cache_dir": str(tmp_path / "cache"),
+    cfg = load_config(_space(tmp_path, "remote", text_data), {"cache_dir": str(tmp_path / "cache"),
                                                    "data.max_train": 48})
     try:
         with ray_session(ray_cluster.address):

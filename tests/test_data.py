@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import synthetic
 import torch
 
 from kdtune.batches import (
@@ -23,7 +24,7 @@ from kdtune.config import ConfigError, DataConfig
 from kdtune.data import load_splits
 from kdtune.models import load_tokenizer
 
-NAMES = ["World", "Sports", "Business", "Sci/Tech"]
+NAMES = synthetic.LABEL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,13 +33,13 @@ def cfg(path, **kw):
     return DataConfig(path=str(path), label_names=NAMES, **kw)
 
 
-def test_split_is_deterministic_stratified_and_disjoint(ag_news):
-    a = load_splits(cfg(ag_news, seed=3))
-    b = load_splits(cfg(ag_news, seed=3))
-    c = load_splits(cfg(ag_news, seed=4))
+def test_split_is_deterministic_stratified_and_disjoint(text_data):
+    a = load_splits(cfg(text_data, seed=3))
+    b = load_splits(cfg(text_data, seed=3))
+    c = load_splits(cfg(text_data, seed=4))
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
-    assert (len(a.train), len(a.val), len(a.test)) == (5320, 1140, 1140)
-    for part in (a.train, a.val, a.test):  # 1,900 rows per class -> equal shares
+    assert (len(a.train), len(a.val), len(a.test)) == (2800, 600, 600)  # 4,000 rows, 15% / 15%
+    for part in (a.train, a.val, a.test):  # 1,000 rows per class -> equal shares
         counts = part["label"].value_counts()
         assert counts.max() - counts.min() <= 1
     texts = [set(p["text"]) for p in (a.train, a.val, a.test)]
@@ -46,8 +47,27 @@ def test_split_is_deterministic_stratified_and_disjoint(ag_news):
     assert a.source.startswith("local:")
 
 
-def test_caps_keep_stratification(ag_news):
-    s = load_splits(cfg(ag_news, max_train=200, max_val=80, max_test=100))
+def test_the_shipped_spaces_read_ag_news_with_its_label_names(ag_news):
+    """AG News itself (skipped without ../shared): every shipped space that names the file names
+    the same one; it is read as 4 balanced classes under the spaces' label names."""
+    from kdtune.config import load_config
+
+    paths = {load_config(p).data.path for p in (ROOT / "search_spaces").glob("*.yaml")} - {None}
+    assert paths == {"../shared/data/ag_news/ag_news_7600.csv"}
+    assert (ROOT / paths.pop()).resolve() == ag_news.resolve()
+    data = load_config("search_spaces/alpha_temp.yaml", {"data.max_train": None, "data.max_val": None,
+                                                         "data.max_test": None}).data
+    s = load_splits(data)
+    assert s.source == "local:../shared/data/ag_news/ag_news_7600.csv"
+    assert s.label_names == ["World", "Sports", "Business", "Sci/Tech"]
+    assert (len(s.train), len(s.val), len(s.test)) == (5320, 1140, 1140)  # 7,600 rows
+    for part in (s.train, s.val, s.test):  # 1,900 rows per class -> equal shares
+        counts = part["label"].value_counts()
+        assert counts.max() - counts.min() <= 1
+
+
+def test_caps_keep_stratification(text_data):
+    s = load_splits(cfg(text_data, max_train=200, max_val=80, max_test=100))
     assert (len(s.train), len(s.val), len(s.test)) == (200, 80, 100)
     assert set(s.train["label"].value_counts()) == {50}
 
@@ -69,7 +89,7 @@ def test_other_formats_and_string_labels(tmp_path, suffix):
     assert len(s.train) + len(s.val) + len(s.test) == 120
 
 
-def test_missing_file_and_columns(tmp_path, ag_news):
+def test_missing_file_and_columns(tmp_path, text_data):
     with pytest.raises(ConfigError) as e:
         load_splits(DataConfig(path=str(tmp_path / "nope.csv")))
     assert e.value.field == "data.path"
@@ -79,23 +99,24 @@ def test_missing_file_and_columns(tmp_path, ag_news):
     assert e.value.field == "data.path" and "typo.csv" in str(e.value)
     assert "hub_fallback" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        load_splits(cfg(ag_news, text_column="body"))
+        load_splits(cfg(text_data, text_column="body"))
     assert e.value.field == "data.text_column" and "columns" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        load_splits(DataConfig(path=str(ag_news), label_names=["a", "b"]))
+        load_splits(DataConfig(path=str(text_data), label_names=["a", "b"]))
     assert e.value.field == "data.label_names"
 
 
-def test_encode_and_dynamic_padding(ag_news):
-    s = load_splits(cfg(ag_news, max_train=64, max_val=16, max_test=16, max_length=32))
+def test_encode_and_dynamic_padding(text_data):
+    # 24 tokens: shorter than many generated texts (up to ~35), so truncation is exercised
+    s = load_splits(cfg(text_data, max_train=64, max_val=16, max_test=16, max_length=24))
     tok = load_tokenizer("embedded:all-MiniLM-L6-v2")
-    enc = encode(s.train["text"], s.train["label"].to_numpy(), tok, 32)
-    assert len(enc) == 64 and enc.lengths.max() <= 32
+    enc = encode(s.train["text"], s.train["label"].to_numpy(), tok, 24)
+    assert len(enc) == 64 and enc.lengths.max() == 24
     index = np.array([0, 5, 9])
     batch = enc.collate(index)
     assert batch["input_ids"].shape == (3, enc.lengths[index].max())
     assert batch["attention_mask"].sum().item() == enc.lengths[index].sum()
-    ref = tok(list(s.train["text"].iloc[index]), truncation=True, max_length=32, padding=True)
+    ref = tok(list(s.train["text"].iloc[index]), truncation=True, max_length=24, padding=True)
     assert batch["input_ids"].tolist() == ref["input_ids"]
 
 
@@ -125,14 +146,15 @@ def test_caps_too_small_for_the_classes(tmp_path):
     assert e.value.field == "data.max_val" and "10 classes" in str(e.value)
 
 
-def test_device_batches_match_the_tokenizer_and_gather_ragged_rows(ag_news):
-    s = load_splits(cfg(ag_news, max_train=64, max_val=16, max_test=16, max_length=32))
+def test_device_batches_match_the_tokenizer_and_gather_ragged_rows(text_data):
+    # 24 tokens: shorter than many generated texts (up to ~35), so truncation is exercised
+    s = load_splits(cfg(text_data, max_train=64, max_val=16, max_test=16, max_length=24))
     tok = load_tokenizer("embedded:all-MiniLM-L6-v2")
-    enc = encode(s.train["text"], s.train["label"].to_numpy(), tok, 32)
+    enc = encode(s.train["text"], s.train["label"].to_numpy(), tok, 24)
     split = DeviceSplit(enc, torch.device("cpu"), {"teacher": np.arange(64 * 4, dtype=np.float32)
                                                    .reshape(64, 4)})
     index = np.array([7, 2, 40])
-    ref = tok(list(s.train["text"].iloc[index]), truncation=True, max_length=32, padding=True)
+    ref = tok(list(s.train["text"].iloc[index]), truncation=True, max_length=24, padding=True)
     batch = split.batch(index)
     assert batch["input_ids"].tolist() == ref["input_ids"]
     assert batch["attention_mask"].tolist() == ref["attention_mask"]
@@ -156,8 +178,8 @@ def test_gather_by_hand_and_row_positions():
     assert row_positions(np.array([4, 0]), np.array([2, 3])).tolist() == [4, 5, 0, 1, 2]
 
 
-def test_subset_and_stratified_subset(ag_news):
-    s = load_splits(cfg(ag_news, max_train=64, max_val=40, max_test=16, max_length=32))
+def test_subset_and_stratified_subset(text_data):
+    s = load_splits(cfg(text_data, max_train=64, max_val=40, max_test=16, max_length=32))
     tok = load_tokenizer("embedded:all-MiniLM-L6-v2")
     enc = encode(s.val["text"], s.val["label"].to_numpy(), tok, 32)
     rows = stratified_subset(enc.labels, 20, seed=0)

@@ -1,6 +1,7 @@
 """python -m kdtune.export: ONNX fp32 / int8 export checked against torch on the test split.
 
-The experiment folder is built here, without a search: smoke.yaml as ``config.yaml`` and a
+The experiment folder is built here, without a search: smoke.yaml on the generated data set
+(tests/synthetic.py) as ``config.yaml`` and a
 2-layer slice of the embedded MiniLM teacher (random, but spread-out, classification head) as
 ``models/distilled/``, with a model card.
 """
@@ -17,22 +18,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic
+from conftest import smoke_raw
 from huggingface_hub import ModelCard
 
-from kdtune.config import load_config
+from kdtune.config import parse_config
 from kdtune.export import agreement
 from kdtune.export.cli import main
 from kdtune.modelcard import CardFacts, EvalMetric, write_card
 
 ROOT = Path(__file__).resolve().parents[1]
-LABELS = ["World", "Sports", "Business", "Sci/Tech"]
+LABELS = synthetic.LABEL_NAMES
 
 
-def _write_config(exp: Path) -> None:
+def _write_config(exp: Path, text_data: Path) -> None:
     """The record's config and schema marker, as a search writes them."""
     from kdtune.record import Record
 
-    Record(exp).create(load_config(ROOT / "search_spaces" / "smoke.yaml"))
+    Record(exp).create(parse_config(smoke_raw(text_data)))
 
 
 def _write_student(folder: Path) -> None:
@@ -52,16 +55,16 @@ def _write_student(folder: Path) -> None:
     AutoTokenizer.from_pretrained(src).save_pretrained(folder)
     write_card(folder, CardFacts(
         name="smoke-student", description="A test student.", base_model="all-MiniLM-L6-v2",
-        datasets=["ag_news"], dataset_name="AG News", label_names=LABELS,
+        datasets=[], dataset_name="generated topics (tests/synthetic.py)", label_names=LABELS,
         hyperparameters={"alpha": 0.5}, test_metrics=[EvalMetric("f1", "test macro-F1", 0.25)],
         verdict="Random head."))
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory, ag_news) -> Path:
+def experiment(tmp_path_factory, text_data) -> Path:
     exp = tmp_path_factory.mktemp("export") / "smoke"
     (exp / "models" / "distilled").mkdir(parents=True)
-    _write_config(exp)
+    _write_config(exp, text_data)
     _write_student(exp / "models" / "distilled")
     return exp
 
@@ -169,14 +172,14 @@ def _bad(argv: list[str], capsys) -> str:
     return err[0]
 
 
-def test_bad_input_one_line(experiment, tmp_path, capsys, monkeypatch):
+def test_bad_input_one_line(experiment, tmp_path, text_data, capsys, monkeypatch):
     line = _bad([str(tmp_path / "nope")], capsys)
     assert re.match(r"kdtune\.export: error: experiment: folder not found", line)
     assert _bad([str(tmp_path)], capsys).startswith("kdtune.export: error: experiment: ")
     assert "no config.yaml" in _bad([str(tmp_path)], capsys)
     line = _bad([str(experiment), "--source", "retrained"], capsys)
     assert line.startswith("kdtune.export: error: --source: retrained: no model folder")
-    _write_config(tmp_path)
+    _write_config(tmp_path, text_data)
     assert _bad([str(tmp_path)], capsys).startswith("kdtune.export: error: --source: no exported model")
     (tmp_path / "record.json").unlink()  # a kdtune 0.1 experiment
     assert "older kdtune" in _bad([str(tmp_path)], capsys)

@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import synthetic
 import torch
 import yaml
+from conftest import smoke_raw
 
 from kdtune import search
 from kdtune.config import ConfigError, load_config, parse_config
@@ -78,8 +80,8 @@ def test_new_options_are_validated(mutate, field):
     assert err.value.field == field
 
 
-def _space(tmp_path, name, mutate):
-    raw = load_config("search_spaces/smoke.yaml").to_dict()
+def _space(tmp_path, text_data, name, mutate):
+    raw = smoke_raw(text_data)
     raw["name"] = name
     # one study with both anchors, no confirm runs: these tests are about the features
     raw["search"].update(num_samples=4, baseline="fixed", confirm={"top_k": 0, "seeds": 0})
@@ -89,22 +91,22 @@ def _space(tmp_path, name, mutate):
     return path
 
 
-def _run(tmp_path, name, mutate):
-    path = _space(tmp_path, name, mutate)
+def _run(tmp_path, text_data, name, mutate):
+    path = _space(tmp_path, text_data, name, mutate)
     assert search.main(["--space", str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
     exp = tmp_path / name
     return exp, pd.read_csv(exp / "history.csv", dtype={"trial_id": str}), \
         pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
 
 
-def test_bad_layer_index_is_one_line(tmp_path, capsys):
-    path = _space(tmp_path, "badlayers", lambda r: r["space"].update(
+def test_bad_layer_index_is_one_line(tmp_path, text_data, capsys):
+    path = _space(tmp_path, text_data, "badlayers", lambda r: r["space"].update(
         layers={"type": "choice", "values": [[0, 5], [0, 9]]}))
     assert search.main(["--space", str(path), "--results-dir", str(tmp_path)]) == 2
     assert "space.layers: indices must be < 6" in capsys.readouterr().err
 
 
-def test_feature_kd_multi_teacher_and_student_size_end_to_end(tmp_path):
+def test_feature_kd_multi_teacher_and_student_size_end_to_end(tmp_path, text_data):
     """One search exercising cached feature KD (beta searched), two teachers combined by
     confidence, and a multi-objective student-size search."""
     def mutate(r):
@@ -114,7 +116,7 @@ def test_feature_kd_multi_teacher_and_student_size_end_to_end(tmp_path):
         r["space"]["beta"] = {"type": "uniform", "low": 0.0, "high": 2.0}
         r["space"]["layers"] = {"type": "choice", "values": [[0, 5], [0, 2, 5]]}
         r["search"]["objectives"] = ["val_macro_f1", "latency_ms"]
-    exp, history, trials = _run(tmp_path, "multi", mutate)
+    exp, history, trials = _run(tmp_path, text_data, "multi", mutate)
     info = json.loads((exp / "run_info.json").read_text())
     assert len(info["extra_teachers"]) == 1
     assert info["extra_teachers"][0]["key"] != info["teacher_key"]
@@ -135,8 +137,8 @@ def test_feature_kd_multi_teacher_and_student_size_end_to_end(tmp_path):
     assert json.loads((exp / "evaluation.json").read_text())["models"]["distilled"]
 
 
-def test_feature_kd_online_when_the_cache_would_be_too_large(tmp_path):
-    exp, history, trials = _run(tmp_path, "online", lambda r: (
+def test_feature_kd_online_when_the_cache_would_be_too_large(tmp_path, text_data):
+    exp, history, trials = _run(tmp_path, text_data, "online", lambda r: (
         r["space"].update(beta={"type": "uniform", "low": 0.0, "high": 2.0}),
         r["train"].update(feature_cache_max_mb=0.001), r["search"].update(num_samples=3)))
     info = json.loads((exp / "run_info.json").read_text())
@@ -147,13 +149,12 @@ def test_feature_kd_online_when_the_cache_would_be_too_large(tmp_path):
     assert (feat > 0).all()
 
 
-def test_the_seed_reports_space_runs_tiny(tmp_path):
-    """search_spaces/seed_report.yaml with the embedded models and the shared file swapped in:
-    its recipe anchors the KD arm, its teacher learning-rate list is tried, its dropout kept."""
-    raw = yaml.safe_load(open("search_spaces/seed_report.yaml"))
-    raw["data"].update(path="../shared/data/ag_news/ag_news_7600.csv", hub=None, test_split=None,
-                       val_fraction=0.15, test_fraction=0.15, max_train=96, max_val=40,
-                       max_test=40, max_length=48)
+def test_the_seed_reports_space_runs_tiny(tmp_path, text_data):
+    """search_spaces/seed_report.yaml with the embedded models and the generated data swapped
+    in: its recipe anchors the KD arm, its teacher learning-rate list is tried, its dropout kept."""
+    raw = synthetic.point_at(yaml.safe_load(open("search_spaces/seed_report.yaml")), text_data)
+    raw["data"].update(val_fraction=0.15, test_fraction=0.15, max_train=96, max_val=40,
+                       max_test=40)
     raw["teacher"].update(model="embedded:all-MiniLM-L6-v2", epochs=1,
                           learning_rate=[1.0e-4, 3.0e-4])
     raw["student"] = {"model": None, "layers": [0, 5], "dropout": 0.2}

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import kill_search_when
+from conftest import kill_search_when, smoke_raw
 
 from kdtune import search
 from kdtune.batches import encode
@@ -36,13 +36,14 @@ def _done(exp, kind="search"):
     return [e for e in entries if e.get("kind", "search") == kind]
 
 
-def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
+def test_kill_then_resume_keeps_every_finished_trial(tmp_path, smoke_space):
     exp = tmp_path / "resume"
-    # ASHA's first rung at 1.5 epochs: every trial checkpoints at epoch 1 and trains on; 720
-    # rows make that last half epoch (~4 s in bf16) outlast the 3 s between ready and the kill
-    cmd = [sys.executable, "-m", "kdtune.search", "--space", "search_spaces/smoke.yaml",
+    # ASHA's first rung at 1.5 epochs: every trial checkpoints at epoch 1 and trains on; 1,440
+    # rows of ~24 tokens make that last half epoch (~4 s in bf16) outlast the 3 s between ready
+    # and the kill
+    cmd = [sys.executable, "-m", "kdtune.search", "--space", str(smoke_space),
            "--name", "resume", "--results-dir", str(tmp_path), "--num-samples", "6", "--no-report",
-           "--set", "data.max_train=720", "--set", "search.grace_period=1.5"]
+           "--set", "data.max_train=1440", "--set", "search.grace_period=1.5"]
     kill_search_when(cmd, lambda: len(_done(exp)) >= 2 and _checkpointed_unfinished(exp), 400)
     before = {d["trial_id"]: d for d in _done(exp)}
     assert 2 <= len(before) < 6 and not (exp / "summary.md").exists()
@@ -73,9 +74,9 @@ def test_kill_then_resume_keeps_every_finished_trial(tmp_path):
           f"{resumed['trial_id'].nunique()} continued from a checkpoint")
 
 
-def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path):
+def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path, smoke_space):
     exp = tmp_path / "interrupt"
-    cmd = [sys.executable, "-m", "kdtune.search", "--space", "search_spaces/smoke.yaml",
+    cmd = [sys.executable, "-m", "kdtune.search", "--space", str(smoke_space),
            "--name", "interrupt", "--results-dir", str(tmp_path), "--num-samples", "6",
            "--no-report"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -115,9 +116,9 @@ def _check_optuna_states(exp, trials):
     assert states.count("COMPLETE") == int((trials["status"] == "completed").sum())
 
 
-def test_diverged_trial_is_reported_and_search_goes_on(tmp_path):
+def test_diverged_trial_is_reported_and_search_goes_on(tmp_path, text_data):
     space = tmp_path / "diverge.yaml"
-    raw = load_config("search_spaces/smoke.yaml").to_dict()
+    raw = smoke_raw(text_data)
     raw["search"].update(anchors=False, num_samples=2, max_concurrent=2, baseline="none",
                          grace_period=1.0, confirm={"top_k": 0, "seeds": 0})
     raw["train"].update(epochs=1, eval_every=1.0)
@@ -137,8 +138,8 @@ def test_diverged_trial_is_reported_and_search_goes_on(tmp_path):
     assert "diverged" in summary
 
 
-def test_trainer_raises_on_nan(ag_news):
-    cfg = load_config("search_spaces/smoke.yaml")
+def test_trainer_raises_on_nan(smoke_space):
+    cfg = load_config(smoke_space)
     s = load_splits(cfg.data)
     tok = load_tokenizer(cfg.teacher.model)
     enc = encode(s.train["text"][:64], s.train["label"][:64].to_numpy(), tok, 32)

@@ -1,8 +1,8 @@
 """``python -m kdtune.retrain``: fresh seeds, baseline, decision, reproduction, both models, bad input.
 
-The session's small real search (search_spaces/smoke.yaml) is copied once for the module; one
-re-training with two fresh seeds (side by side as Ray tasks, plus the trial's reproduction run)
-then serves every check on its outputs.
+The session's small real search (search_spaces/smoke.yaml on the generated data set) is copied
+once for the module; one re-training with two fresh seeds (side by side as Ray tasks, plus the
+trial's reproduction run) then serves every check on its outputs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import synthetic
 from conftest import copy_experiment
 
 from kdtune import retrain
@@ -26,7 +27,7 @@ from kdtune.record import Record
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = 2
-LABELS = ["World", "Sports", "Business", "Sci/Tech"]
+LABELS = synthetic.LABEL_NAMES  # the session search's data set
 
 
 @pytest.fixture(scope="module")

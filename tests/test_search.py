@@ -1,18 +1,22 @@
-"""End to end: a tiny real search on the AG News rows in ../shared, plus CLI guard rails."""
+"""End to end: a tiny real search on the generated data set (tests/synthetic.py), plus CLI guard
+rails."""
 
 import json
 
 import pandas as pd
 import pytest
+import synthetic
+import yaml
 
 from kdtune import search
+from kdtune.config import load_config
 
 STATUSES = {"completed", "stopped early", "errored", "diverged"}
 
 
 @pytest.fixture(scope="module")
 def experiment(smoke_search):
-    return smoke_search  # the session's 4-trial smoke search (tests/conftest.py), read only
+    return smoke_search  # the session's 6-trial smoke search (tests/conftest.py), read only
 
 
 def test_results_files(experiment):
@@ -36,7 +40,7 @@ def test_results_files(experiment):
     assert set(history["progress"]) <= {0.5, 1.0, 1.5, 2.0}
     assert history["full_val"].tolist() == (history["progress"] % 1 == 0).tolist()
     for col in ("loss", "ce_loss", "kd_loss", "kd_ce_ratio", "train_accuracy", "val_accuracy",
-                "val_macro_f1", "val_loss", "val_f1_World", "arm"):
+                "val_macro_f1", "val_loss", "val_f1_Weather", "arm"):
         assert col in history, col
     # ranked by best full-validation score
     assert trials["best_val_macro_f1"].is_monotonic_decreasing
@@ -80,27 +84,33 @@ def test_picks_confirm_and_evaluation(experiment):
     dist = trials[trials["trial_id"] == ev["picks"]["distilled"]].iloc[0]
     assert ev["models"]["distilled"]["val"]["macro_f1"] == pytest.approx(dist["best_val_macro_f1"],
                                                                         abs=1e-6)
-    assert "held-out test" in summary and "Sci/Tech" in summary and "Confirm stage" in summary
+    assert "held-out test" in summary and "Food/Drink" in summary and "Confirm stage" in summary
     # checkpoints of finished trials are pruned once the chosen students are exported
     assert not list(experiment.glob("tune*/*/checkpoint_*"))
 
 
-def test_existing_experiment_is_refused(experiment, capsys):
-    rc = search.main(["--space", "search_spaces/smoke.yaml", "--name", experiment.name,
+def test_existing_experiment_is_refused(experiment, smoke_space, capsys):
+    rc = search.main(["--space", str(smoke_space), "--name", experiment.name,
                       "--results-dir", str(experiment.parent)])
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--resume" in err
 
 
-def test_dry_run_starts_nothing(tmp_path, capsys):
-    rc = search.main(["--space", "search_spaces/alpha_temp.yaml", "--results-dir", str(tmp_path),
-                      "--dry-run"])
+def test_dry_run_starts_nothing(tmp_path, text_data, capsys):
+    # the quickstart's space with its data on the generated file (a dry run reads the data)
+    space = tmp_path / "spaces" / "alpha_temp.yaml"
+    space.parent.mkdir()
+    raw = synthetic.point_at(load_config("search_spaces/alpha_temp.yaml").to_dict(), text_data,
+                             max_length=None)
+    space.write_text(yaml.safe_dump(raw))
+    out_dir = tmp_path / "results"
+    rc = search.main(["--space", str(space), "--results-dir", str(out_dir), "--dry-run"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "max_trial_epochs: 42" in out and "dry run: nothing was started" in out
     assert "kd: 10" in out and "ce: 4" in out  # the arms' shares of 14 trials
-    assert not any(tmp_path.iterdir())
+    assert not out_dir.exists()
 
 
 @pytest.mark.parametrize("args,field", [

@@ -10,13 +10,13 @@ from kdtune.stages import prepare
 
 
 @pytest.fixture()
-def tiny_cfg(tmp_path):
-    return load_config("search_spaces/smoke.yaml", {
+def tiny_cfg(tmp_path, smoke_space):
+    return load_config(smoke_space, {
         "cache_dir": str(tmp_path / "cache"), "data.max_train": 48, "data.max_val": 16,
         "data.max_test": 16, "data.max_length": 32})
 
 
-def test_cache_hit_and_corruption(tiny_cfg, caplog):
+def test_cache_hit_and_corruption(tiny_cfg, smoke_space, caplog):
     first = prepare(tiny_cfg)
     assert not first.teacher.cache_hit
     assert first.teacher.logits["train"].shape == (48, 4)
@@ -24,7 +24,7 @@ def test_cache_hit_and_corruption(tiny_cfg, caplog):
     assert again.teacher.cache_hit and again.teacher.key == first.teacher.key
     np.testing.assert_array_equal(again.teacher.logits["train"], first.teacher.logits["train"])
     # Any change to the data changes the key.
-    other = load_config("search_spaces/smoke.yaml", {
+    other = load_config(smoke_space, {
         "cache_dir": tiny_cfg.cache_dir, "data.max_train": 48, "data.max_val": 16,
         "data.max_test": 16, "data.max_length": 32, "data.seed": 1})
     from kdtune.data import load_splits

@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from conftest import smoke_raw
 from optuna.trial import TrialState
 
 from kdtune import search
@@ -116,8 +117,8 @@ def test_a_duplicate_of_a_running_trial_waits_for_its_result():
     assert _states(router, "kd") == [TrialState.PRUNED] * 4
 
 
-def test_never_pay_twice_in_a_real_search(tmp_path):
-    raw = load_config(SPACE).to_dict()
+def test_never_pay_twice_in_a_real_search(tmp_path, text_data):
+    raw = smoke_raw(text_data)
     raw["name"] = "dups"
     raw["data"].update(max_train=96)
     raw["train"].update(epochs=1, eval_every=1.0)
