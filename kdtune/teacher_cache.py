@@ -79,7 +79,8 @@ def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer, teacher: 
                                        else "teacher.model"),
         "finetune": None if teacher.finetuned else {
             k: getattr(teacher, k) for k in ("epochs", "learning_rate", "batch_size",
-                                             "weight_decay", "warmup_fraction", "seed")},
+                                             "weight_decay", "warmup_fraction", "seed",
+                                             "class_weight")},
         "data": data_fingerprint,
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "max_length": cfg.data.max_length,
