@@ -78,6 +78,18 @@ def load_cached(folder: Path, key: str) -> TeacherArtifacts | None:
     return TeacherArtifacts(key, folder, logits, metrics, cache_hit=True)
 
 
+def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> np.ndarray | None:
+    """``balanced``: each class weighted ``n / (n_classes * n_class)``, so a class of 2% of the
+    rows weighs as much in the loss as any other. None for ``none``, and where every weight is 1
+    (balanced data): plain cross-entropy then, exactly as before the option existed, and the
+    teacher's cache key does not change."""
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(labels), minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 1.0)
+    return None if np.allclose(weights, 1.0) else weights.astype(np.float32)
+
+
 def _fine_tune_once(cfg: ExperimentConfig, t: TeacherConfig, lr: float, encoded: dict[str, Encoded],
                     label_names: list[str], device: torch.device) -> tuple[torch.nn.Module, dict]:
     """One fine-tune at ``lr``; the weights of its best validation epoch are kept."""
@@ -89,7 +101,9 @@ def _fine_tune_once(cfg: ExperimentConfig, t: TeacherConfig, lr: float, encoded:
                          precision=cfg.train.precision)
     best = KeepBest("val_macro_f1", "max")  # whole-split evaluations only, never the subset
     trainer = Trainer(model, encoded["train"], encoded["val"], params, label_names, device=device,
-                      callbacks=[best], progress=True, progress_desc="teacher")
+                      callbacks=[best], progress=True, progress_desc="teacher",
+                      class_weights=class_weights(encoded["train"].labels, len(label_names),
+                                                  t.class_weight))
     t0 = time.perf_counter()
     history = trainer.fit()
     trainer.model.load_state_dict(best.state)
@@ -146,7 +160,9 @@ def prepare_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_na
     needed (``builder`` may run it elsewhere)."""
     teacher = teacher or cfg.teacher
     device = device or best_device()
-    key = cache_key(cfg, data_fingerprint, tokenizer, teacher)
+    weights = None if teacher.finetuned else class_weights(
+        encoded["train"].labels, len(label_names), teacher.class_weight)
+    key = cache_key(cfg, data_fingerprint, tokenizer, teacher, weights)
     kept = kept_teacher(record, key, Path(cfg.cache_dir) / "teachers")
     if kept is not None:
         return kept

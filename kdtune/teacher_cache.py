@@ -69,10 +69,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer, teacher: TeacherConfig) -> str:
-    """What determines the teacher: weights, fine-tuning values, data, tokenizer, labels. The
-    device and precision it ran on are recorded in its metrics, not part of the lookup: the
-    same teacher is found again whatever machine asks."""
+def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer, teacher: TeacherConfig,
+              class_weights: Any = None) -> str:
+    """What determines the teacher: weights, fine-tuning values, data, tokenizer, labels, and
+    the class weights of its loss when any is not 1 (``teacher.class_weight`` on imbalanced
+    data). The device and precision it ran on are recorded in its metrics, not part of the
+    lookup: the same teacher is found again whatever machine asks."""
     source = teacher.finetuned or teacher.model
     parts = {
         "version": CACHE_VERSION,
@@ -86,6 +88,8 @@ def cache_key(cfg: ExperimentConfig, data_fingerprint: str, tokenizer, teacher: 
         "max_length": cfg.data.max_length,
         "labels": cfg.data.label_names,  # cached metrics name the classes
     }
+    if class_weights is not None:  # absent when uniform: balanced data keeps its old key
+        parts["class_weights"] = [round(float(w), 6) for w in class_weights]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 

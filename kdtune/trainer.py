@@ -213,7 +213,8 @@ class Trainer:
                  device: torch.device | None = None, callbacks: Sequence[Callback] = (),
                  progress: bool = False, progress_desc: str = "train",
                  features: FeatureKD | None = None, transfer: Encoded | None = None,
-                 transfer_logits: np.ndarray | None = None):
+                 transfer_logits: np.ndarray | None = None,
+                 class_weights: np.ndarray | None = None):
         if teacher_logits is not None and len(teacher_logits) != len(train):
             raise ValueError(f"{len(teacher_logits)} teacher logits for {len(train)} train rows")
         if (transfer is None) != (transfer_logits is None) or (
@@ -231,6 +232,8 @@ class Trainer:
         self.train = DeviceSplit(train, self.device, targets)
         self.val, self.val_labels = DeviceSplit(val, self.device), val.labels
         self.features = features.to(self.device) if features is not None and params.beta > 0 else None
+        self.class_weights = None if class_weights is None else torch.as_tensor(  # plain CE only
+            class_weights, dtype=torch.float32, device=self.device)
         self.logit_loss = logit_loss(params.logit_loss)  # chosen by name: kdtune.losses
         self.transfer = None if transfer is None else TransferStream(
             DeviceSplit(transfer, self.device, {"teacher": np.asarray(transfer_logits, np.float32)}),
@@ -289,7 +292,7 @@ class Trainer:
             parts = self.logit_loss(logits, self.train.targets["teacher"][index_t], labels, p.alpha,
                                     p.temperature)
         else:
-            ce = nn.functional.cross_entropy(logits.float(), labels)
+            ce = nn.functional.cross_entropy(logits.float(), labels, weight=self.class_weights)
             parts = (ce, ce, torch.zeros((), device=self.device))
         total, feat = parts[0], torch.zeros((), device=self.device)
         if self.transfer is not None:

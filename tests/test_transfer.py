@@ -197,3 +197,16 @@ def test_the_report_names_the_transfer_set_and_what_was_dropped():
                       "dropped_equal_to_val_or_test": 7, "dropped_repeats": 3, "capped": 0})
     assert line.startswith("transfer set: `local:u.csv`, 90 unlabelled rows (of 100 read: 7 equal")
     assert "3 repeats dropped" in line and "the CE-only arm never sees them" in line
+
+
+def test_the_retrain_page_names_the_transfer_values_and_hides_them_for_ce():
+    from kdtune.retrain.retrain_page import _model_line
+
+    kd = {"alpha": 0.1, "temperature": 6.0, "learning_rate": 2.5e-4, "weight_decay": 0.01,
+          "epochs": 6, "batch_size": 32, "unlabeled_ratio": 4.0, "unlabeled_weight": 1.0}
+    line = _model_line("KD student", {"trial_id": "t1", "source": "picks.json"}, kd, True)
+    assert line.endswith("batch_size = 32, unlabeled_ratio = 4.0000, unlabeled_weight = 1.0000")
+    assert "unlabeled" not in _model_line("KD student", {"trial_id": "t1", "source": "x"}, kd)
+    ce = {**kd, "alpha": 1.0}
+    line = _model_line("CE-only baseline", {"trial_id": "t2", "source": "x"}, ce, True)
+    assert "temperature" not in line and "unlabeled" not in line and "alpha = 1.0000" in line

@@ -5,6 +5,7 @@ numbers and what to do:
 
 * its validation macro-F1 was still rising at its last epoch (by more than
   :data:`RISE_POINTS` over the previous epoch, or its best epoch was the last of several);
+  a late rise that stays below an earlier epoch (the one kept) is no sign;
 * some class has F1 0 on validation or test (the teacher never gets it right);
 * the distilled student beats it on validation macro-F1 by more than the seed spread.
 """
@@ -36,6 +37,8 @@ def _rising(scores: Sequence[float]) -> str | None:
         return None
     last, prev = scores[-1], scores[-2]
     n = len(scores)
+    if last < max(scores[:-1]):  # an earlier epoch was better, and it is the one kept
+        return None
     if 100 * (last - prev) > RISE_POINTS:
         return (f"its validation macro-F1 was still rising at its last epoch ({prev:.4f} at epoch "
                 f"{n - 1}, {last:.4f} at epoch {n}: {points(last - prev)} points)")

@@ -9,24 +9,39 @@ from __future__ import annotations
 from typing import Any
 
 from kdtune.formatting import fmt_p, interval, md_table, metric_title, num, pm, points
+from kdtune.params import KD_ONLY, Trial
 from kdtune.retrain.report import RetrainReport
 from kdtune.retrain.runs import metric_columns
 
 HP_KEYS = ("alpha", "temperature", "learning_rate", "weight_decay", "epochs", "batch_size")
+#: Shown when set: feature KD, two teachers, a searched slice, dropout.
+OPTIONAL_KEYS = ("beta", "teacher_weight", "layers", "dropout")
+TRANSFER_KEYS = ("unlabeled_ratio", "unlabeled_weight", "unlabeled_targets")
 
 
-def _model_line(label: str, pick: dict[str, Any], config: dict[str, Any]) -> str:
-    hp = ", ".join(f"{k} = {num(config[k])}" for k in HP_KEYS if k in config)
+def _model_line(label: str, pick: dict[str, Any], config: dict[str, Any],
+                transfer: bool = False) -> str:
+    """The pick and the values it trained with; a CE-only one without the KD-only values (they
+    had no effect), the transfer-set values where there was a transfer set."""
+    keys = [*HP_KEYS, *OPTIONAL_KEYS, *(TRANSFER_KEYS if transfer else ())]
+    if Trial(config).ce_only:
+        keys = [k for k in keys if k == "alpha" or k not in KD_ONLY + TRANSFER_KEYS]
+    hp = ", ".join(f"{k} = {_value(config[k])}" for k in keys if config.get(k) is not None)
     trial = f"trial `{pick['trial_id']}`" if pick["trial_id"] else "no trial"
     anchor = f", {pick['anchor']}" if pick.get("anchor") else ""
     return f"- {label}: {trial} ({pick['source']}{anchor}): {hp}"
 
 
+def _value(v: Any) -> str:
+    return num(v) if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+
+
 def _header(report: RetrainReport) -> list[str]:
     data = report.data
+    transfer = bool(data.get("transfer"))
     return [f"# kdtune retrain of `{report.experiment_name}`", "",
-            _model_line("KD student", report.student, report.config),
-            _model_line("CE-only baseline", report.baseline, report.baseline_config),
+            _model_line("KD student", report.student, report.config, transfer),
+            _model_line("CE-only baseline", report.baseline, report.baseline_config, transfer),
             f"- seeds: {', '.join(map(str, report.seeds))} (the same for both), all fresh: the "
             f"search and its confirm stage trained with seeds "
             f"{', '.join(map(str, report.search_seeds)) or 'none'}, none of which is re-used; "

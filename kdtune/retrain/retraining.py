@@ -179,7 +179,8 @@ def _data_facts(prep: Any) -> dict[str, Any]:
     return {"source": prep.splits.source, "label_names": prep.label_names,
             "rows": {k: len(v) for k, v in prep.encoded.items()},
             "fingerprint": prep.splits.fingerprint(), "teacher_key": prep.teacher.key,
-            "teacher_test": prep.teacher.metrics.get("test")}
+            "teacher_test": prep.teacher.metrics.get("test"),
+            "transfer": prep.info()["transfer"]}
 
 
 def _runs_dict(runs: dict[str, list[Run]]) -> dict[str, Any]:
