@@ -94,8 +94,12 @@ class Prepared:
                 "feature_states": ("online" if self.online_teacher else
                                    "cached" if self.feature_targets else "none"),
                 "data_fingerprint": self.splits.fingerprint(),
-                "transfer": None if self.splits.transfer is None else {
-                    **self.splits.transfer.info(), "fingerprint": self.splits.transfer.fingerprint()}}
+                "transfer": self.transfer_info()}
+
+    def transfer_info(self) -> dict[str, Any] | None:
+        """The transfer set's source, size and drop counts (None without one)."""
+        t = self.splits.transfer
+        return None if t is None else {**t.info(), "fingerprint": t.fingerprint()}
 
 
 def build_student_init(cfg: ExperimentConfig, label_names: list[str],

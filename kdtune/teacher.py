@@ -279,20 +279,30 @@ def hidden_states(artifacts: TeacherArtifacts, data: Encoded, layers: list[int],
     missing = [i for i in layers if i not in out]
     if not missing:
         return out
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(artifacts.model_dir)
-    computed = compute_hidden_states(model, data, missing, batch_size, device or best_device(),
-                                     precision)
-    folder.mkdir(exist_ok=True)
+    computed = compute_hidden_states(_cached_model(artifacts), data, missing, batch_size,
+                                     device or best_device(), precision)
+    _add_arrays(artifacts, {wanted[i]: arr for i, arr in computed.items()})
     for i, arr in computed.items():
-        tmp = folder / f".train_block{i}.{os.getpid()}.npy"
-        np.save(tmp, arr)
-        os.replace(tmp, wanted[i])
         out[i] = arr
         log.info("cached teacher hidden states of block %d: %.0f MB", i, arr.nbytes / 1e6)
-    write_manifest(artifacts.dir, artifacts.key, manifest_shapes(artifacts.dir))
     return out
+
+
+def _cached_model(artifacts: TeacherArtifacts) -> torch.nn.Module:
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(artifacts.model_dir)
+
+
+def _add_arrays(artifacts: TeacherArtifacts, arrays: dict[Path, np.ndarray]) -> None:
+    """Write each array into the cached teacher's folder atomically, then record them in the
+    sha256 manifest once (hidden states, transfer-set logits: computed after the teacher)."""
+    for path, array in arrays.items():
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.parent / f".{path.stem}.{os.getpid()}.npy"
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    write_manifest(artifacts.dir, artifacts.key, manifest_shapes(artifacts.dir))
 
 
 def transfer_logits(artifacts: TeacherArtifacts, data: Encoded, fingerprint: str,
@@ -306,16 +316,9 @@ def transfer_logits(artifacts: TeacherArtifacts, data: Encoded, fingerprint: str
         cached = np.load(path)
         if cached.shape[0] == len(data):
             return cached
-    from transformers import AutoModelForSequenceClassification
-
     device = device or best_device()
-    model = AutoModelForSequenceClassification.from_pretrained(artifacts.model_dir).to(device)
-    logits = predict_logits(model, data, batch_size, device, progress="teacher logits (transfer)",
-                            precision=precision)
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}.npy"
-    np.save(tmp, logits)
-    os.replace(tmp, path)
-    write_manifest(artifacts.dir, artifacts.key, manifest_shapes(artifacts.dir))
+    logits = predict_logits(_cached_model(artifacts).to(device), data, batch_size, device,
+                            progress="teacher logits (transfer)", precision=precision)
+    _add_arrays(artifacts, {path: logits})
     log.info("cached teacher logits on %d transfer rows (%s)", len(data), path.name)
     return logits

@@ -180,7 +180,7 @@ def _data_facts(prep: Any) -> dict[str, Any]:
             "rows": {k: len(v) for k, v in prep.encoded.items()},
             "fingerprint": prep.splits.fingerprint(), "teacher_key": prep.teacher.key,
             "teacher_test": prep.teacher.metrics.get("test"),
-            "transfer": prep.info()["transfer"]}
+            "transfer": prep.transfer_info()}
 
 
 def _runs_dict(runs: dict[str, list[Run]]) -> dict[str, Any]:
