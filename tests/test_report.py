@@ -423,6 +423,22 @@ def test_rerender_reuses_the_efficiency_measurement(experiment, capsys):
     assert "Cached measurement" in (experiment / "report.md").read_text()
 
 
+def test_a_record_without_its_models_shows_its_earlier_measurement(experiment, tmp_path):
+    """results/example is committed without weights: its report keeps the measured table."""
+    copy = copy_experiment(experiment, tmp_path)
+    for folder in ("models", "teachers"):
+        shutil.rmtree(copy / folder)
+    cached = pd.read_csv(copy / "report" / "efficiency.csv")
+    report.render(copy)
+    text = section((copy / "report.md").read_text(), "## Efficiency")
+    assert "not re-measured or checked against the weights" in text
+    table = md_table(text, "| model")
+    assert list(table["model"]) == list(cached["model"])
+    (copy / "report" / "efficiency.csv").unlink()
+    report.render(copy)
+    assert "No saved model folder was found" in (copy / "report.md").read_text()
+
+
 # -- export and re-training beside the search -------------------------------------------------
 def test_export_section_includes_the_export_table(experiment, tmp_path):
     from kdtune.export.table import document, markdown
@@ -652,10 +668,18 @@ def test_verdict_of_a_partial_search_and_without_noise():
 # -- teacher warnings on constructed numbers --------------------------------------------------
 def test_teacher_still_rising_at_its_last_epoch():
     signs = report.teacher_signs(TeacherNumbers(epoch_scores=[0.80, 0.85]))
-    assert signs == ["its validation macro-F1 was still rising at its last epoch (0.8000 at epoch 1, "
-                     "0.8500 at epoch 2: +5.00 points)"]
-    small = report.teacher_signs(TeacherNumbers(epoch_scores=[0.80, 0.85, 0.852]))
-    assert small == ["its best validation macro-F1 (0.8520) came at its last epoch (3 of 3)"]
+    assert signs == ["its validation macro-F1 was still rising at its last epoch (0.8500 at epoch "
+                     "2 of 2, +5.00 points over its best earlier epoch, 0.8000 at epoch 1)"]
+    # a rise measured against the best earlier epoch, not the previous one: 0.862 - 0.856
+    rise = report.teacher_signs(TeacherNumbers(epoch_scores=[0.80, 0.856, 0.84, 0.862]))
+    assert rise == ["its validation macro-F1 was still rising at its last epoch (0.8620 at epoch "
+                    "4 of 4, +0.60 points over its best earlier epoch, 0.8560 at epoch 2)"]
+    # best at the last epoch by less than RISE_POINTS: a plateau (the quickstart's teacher of
+    # 2026-12-03: +0.25 points over epoch 5, one validation example), however far it climbed
+    # from the previous epoch
+    plateau = [0.8675, 0.8869, 0.8954, 0.8898, 0.8954, 0.8979]
+    assert report.teacher_signs(TeacherNumbers(epoch_scores=plateau)) == []
+    assert report.teacher_signs(TeacherNumbers(epoch_scores=[0.85, 0.80, 0.854])) == []
     assert report.teacher_signs(TeacherNumbers(epoch_scores=[0.80, 0.86, 0.855])) == []
     assert report.teacher_signs(TeacherNumbers(epoch_scores=[0.80])) == []  # one epoch: no trend
 

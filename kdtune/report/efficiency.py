@@ -117,6 +117,17 @@ def _cached(cache: Path, dirs: dict[str, Path], protocol: Protocol) -> pd.DataFr
     return cached if same and same_protocol else None
 
 
+def _without_models(cache: Path) -> tuple[pd.DataFrame | None, str]:
+    """A record kept without its weights (results/example): its earlier measurement, said as
+    such, since nothing is here to re-measure or to check it against."""
+    cached = pd.read_csv(cache) if cache.is_file() else None
+    if cached is None or "model" not in cached or cached.empty:
+        return None, "No saved model folder was found, so nothing was measured."
+    return cached, ("Measured when the record still had its model folders (report/efficiency.csv); "
+                    "they are not here, so it is shown as measured then, not re-measured or "
+                    "checked against the weights.")
+
+
 def _test_split(exp: Experiment) -> pd.DataFrame:
     """The held-out test split, the data file found from the project root or beside results/."""
     from kdtune.data import load_splits
@@ -137,7 +148,7 @@ def efficiency_table(exp: Experiment, out: Outputs, remeasure: bool = False,
     protocol = protocol or DEFAULT
     dirs = model_dirs(exp)
     if not dirs:
-        return None, "No saved model folder was found, so nothing was measured."
+        return _without_models(out.path(CACHE))
     cached = None if remeasure else _cached(out.path(CACHE), dirs, protocol)
     if cached is not None:
         return cached, "Cached measurement from report/efficiency.csv (pass --remeasure to redo it)."
