@@ -159,3 +159,34 @@ def test_growing_a_search_tells_duplicates_of_earlier_trials_at_once():
     stopped = {"ray_status": "terminated", "progress": 0.5, "val_macro_f1": 0.4}
     assert router.arms["kd"].outcome_of_record(stopped) == ("pruned", None)
     assert router.arms["kd"].outcome_of_record({"ray_status": "error"}) == ("fail", None)
+
+
+def test_a_restored_searcher_counts_trials_its_snapshot_missed(tmp_path):
+    """The 6-for-5 race: Ray writes a snapshot's trial list before the searcher's state (and
+    uploads them to object storage one by one). A kill in between leaves a trial list that holds
+    a trial the restored searcher never served; it must count it, not hand its share out again."""
+    router = _router(num_samples=5)
+    served = {f"t{i}": router.suggest(f"t{i}") for i in range(3)}
+    router.save(str(tmp_path / "searcher-state-2026-12-03_10-00-00.pkl"))
+    served["t3"] = router.suggest("t3")  # started after the searcher's snapshot
+    older = {"trial_data": [[json.dumps({"trial_id": "t0", "config": served["t0"]}), "{}"]]}
+    (tmp_path / "experiment_state-2026-12-03_09-00-00.json").write_text(json.dumps(older))
+    newest = {"trial_data": [[json.dumps({"trial_id": t, "config": c, "status": "RUNNING"}), "{}"]
+                             for t, c in served.items()]}
+    (tmp_path / "experiment_state-2026-12-03_10-00-01.json").write_text(json.dumps(newest))
+
+    restored = _router(num_samples=5)
+    restored.restore(str(tmp_path / "searcher-state-2026-12-03_10-00-00.pkl"))
+    assert restored.adopted == {"t3"} and restored.issued == {"kd": 2, "ce": 2}
+    assert restored.remaining() == 1  # 5 - the 4 in the trial list
+    assert restored.suggest("t4") != "FINISHED" and restored.suggest("t5") == "FINISHED"
+    # a proposal repeating the adopted trial's config is a duplicate, not a new trial
+    assert any(trial == "t3" for _, _, trial in restored.known)
+
+
+def test_an_unreadable_trial_list_adopts_nothing(tmp_path):
+    from kdtune.tuning.searchers import restored_trials
+
+    assert restored_trials(tmp_path) == []
+    (tmp_path / "experiment_state-x.json").write_text('{"trial_data": [["{not json')
+    assert restored_trials(tmp_path) == []

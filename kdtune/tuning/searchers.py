@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ray.tune.search import Searcher
@@ -29,6 +31,9 @@ from kdtune.strategies import strategy
 from kdtune.tuning.space import arm_space
 
 log = logging.getLogger(__name__)
+
+#: Ray Tune's experiment state files (TuneController.CKPT_FILE_TMPL); the newest name wins.
+EXPERIMENT_STATE = "experiment_state-*.json"
 
 #: Consecutive duplicate proposals after which the space is taken to be exhausted.
 MAX_DUPLICATES_IN_A_ROW = 25
@@ -121,6 +126,7 @@ class ArmRouter(Searcher):
         self.pending: dict[str, list[tuple[str, str]]] = {}  # running trial -> duplicates
         self.duplicates: list[dict[str, Any]] = []
         self.counter = 0
+        self.adopted: set[str] = set()  # restored Tune trials this state had not served
         self.on_duplicate: Callable[[dict[str, Any]], None] | None = None
 
     def remaining(self) -> int:
@@ -212,6 +218,44 @@ class ArmRouter(Searcher):
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
         self.on_duplicate = None
+        self.adopt(restored_trials(Path(checkpoint_path).parent))
+
+    def adopt(self, trials: list[tuple[str, dict[str, Any]]]) -> None:
+        """Count the restored Tune trials this searcher's state has not served.
+
+        Ray writes a snapshot's trial list before the searcher's state, and uploads the files of
+        a snapshot to object storage one by one, so a kill can leave a trial list newer than the
+        searcher: without this, the resumed searcher would hand out that trial's share of
+        ``num_samples`` again (6 trials for 5). An adopted trial runs on; only its study misses
+        it (the study copy tells a trial left RUNNING FAIL).
+        """
+        for trial_id, config in trials:
+            arm = config.get(S.ARM, "kd")
+            if trial_id in self.keys or trial_id in self.adopted or arm not in self.issued:
+                continue
+            self.issued[arm] += 1
+            self.known.append((arm, effective({k: v for k, v in config.items() if k != S.ARM}),
+                               trial_id))
+            self.adopted.add(trial_id)
+            log.warning("trial %s is in the restored trial list but not in the searcher's "
+                        "snapshot (the driver died between the two): counted, not proposed again",
+                        trial_id)
+
+
+def restored_trials(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(trial id, config) of every trial in the newest Tune experiment state in ``folder``
+    (the driver's staging copy a restore reads), or none when it cannot be read."""
+    states = sorted(folder.glob(EXPERIMENT_STATE))
+    if not states:
+        return []
+    try:
+        data = json.loads(states[-1].read_text())
+        trials = [json.loads(entry[0]) for entry in data["trial_data"]]
+        return [(t["trial_id"], dict(t.get("config") or {})) for t in trials]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        log.warning("could not read the restored trial list %s (%s): trials the searcher's "
+                    "snapshot missed cannot be counted", states[-1].name, exc)
+        return []
 
 
 def build_router(cfg: ExperimentConfig, storage: Any,
