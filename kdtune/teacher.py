@@ -35,6 +35,7 @@ from kdtune.teacher_cache import (
     MANIFEST,
     SPLITS,
     cache_key,
+    cache_lock,
     manifest_problem,
     manifest_shapes,
     write_manifest,
@@ -167,14 +168,16 @@ def prepare_teacher(cfg: ExperimentConfig, encoded: dict[str, Encoded], label_na
     if kept is not None:
         return kept
     folder = Path(cfg.cache_dir) / "teachers" / key
-    cached = load_cached(folder, key)
-    if cached is not None:
-        log.info("teacher cache hit: %s (fine-tuned teacher and logits reused)", folder)
-        return cached
-    log.info("teacher cache miss: building %s on %s", folder, device)
-    blob, logits, metrics = (builder or build_teacher)(cfg, encoded, label_names, teacher, device)
-    metrics["key"] = key
-    _write_cache(folder, key, blob.build(), tokenizer, logits, metrics)
+    with cache_lock(folder):  # a second search on this cache waits, then reuses this teacher
+        cached = load_cached(folder, key)
+        if cached is not None:
+            log.info("teacher cache hit: %s (fine-tuned teacher and logits reused)", folder)
+            return cached
+        log.info("teacher cache miss: building %s on %s", folder, device)
+        blob, logits, metrics = (builder or build_teacher)(cfg, encoded, label_names, teacher,
+                                                           device)
+        metrics["key"] = key
+        _write_cache(folder, key, blob.build(), tokenizer, logits, metrics)
     return TeacherArtifacts(key, folder, logits, metrics, cache_hit=False)
 
 

@@ -120,6 +120,16 @@ def manifest_problem(folder: Path) -> str | None:
     return None
 
 
+def cache_lock(folder: Path) -> Any:
+    """A file lock beside a cache folder. Two searches sharing a cache (two terminals, two test
+    workers) would otherwise both build the same teacher, and the second would replace the
+    folder while the first reads it; with the lock the second waits and then finds a hit."""
+    from filelock import FileLock
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder.parent / f".{folder.name}.lock"))
+
+
 def write_manifest(folder: Path, key: str, shapes: dict[str, list[int]]) -> None:
     """Record every file of the cache (hidden states too) with its size and sha256."""
     files: dict[str, Any] = {}

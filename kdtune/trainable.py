@@ -23,6 +23,7 @@ import torch
 from ray import tune
 from safetensors.torch import load_file, save_file
 
+from kdtune import faults
 from kdtune.devices import hide_unassigned_gpus, precision, trial_device
 from kdtune.recipe import TrialData, build_trainer, size_metrics
 from kdtune.record import schema as S
@@ -89,6 +90,8 @@ def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: s
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(trainer, Path(tmp))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        if m.progress < trainer.params.epochs:
+            faults.hold_after_checkpoint()  # tests only: a window to kill a trial mid-way
 
     trainer.callbacks.append(report)
     checkpoint = tune.get_checkpoint()

@@ -41,6 +41,19 @@ def start_local_ray() -> None:
              logging_level=logging.WARNING)
 
 
+#: Test files that read the session's smoke search: one xdist group, so it runs once.
+SMOKE_SEARCH_FILES = {"test_report.py", "test_retrain.py", "test_search.py", "test_tracking.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each test file runs whole on one xdist worker (its module fixtures are built once), and the
+    files of SMOKE_SEARCH_FILES together on one."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("smoke-search" if name in SMOKE_SEARCH_FILES
+                                                 else name))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_ray():
     """One local Ray for every in-process search of the session: a search uses a Ray that is
@@ -118,7 +131,10 @@ def mlflow_server(tmp_path_factory) -> str:
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
                              f"sqlite:///{folder / 'mlflow.db'}", "--default-artifact-root",
                              str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            # no job runner: MLflow 3 otherwise starts 7 huey consumer processes
+                            # (~9 s of CPU each) that tracking never uses
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{uri}/health", 120, proc)

@@ -17,10 +17,15 @@ def tiny_cfg(tmp_path, smoke_space):
 
 
 def test_cache_hit_and_corruption(tiny_cfg, smoke_space, caplog):
-    first = prepare(tiny_cfg)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # two searches on one cache at once (two terminals, two test workers): the cache lock makes
+    # the second wait for the first's teacher and reuse it, never build it too
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: prepare(tiny_cfg), range(2)))
+    first, again = sorted(runs, key=lambda r: r.teacher.cache_hit)
     assert not first.teacher.cache_hit
     assert first.teacher.logits["train"].shape == (48, 4)
-    again = prepare(tiny_cfg)
     assert again.teacher.cache_hit and again.teacher.key == first.teacher.key
     np.testing.assert_array_equal(again.teacher.logits["train"], first.teacher.logits["train"])
     # Any change to the data changes the key.

@@ -6,6 +6,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from kdtune import faults
 from kdtune.record import schema as S
 from kdtune.record.record import Record
 from kdtune.record.trials import sampled
@@ -43,6 +44,7 @@ class RecordCallback(Callback):
             self.record.sync_optuna()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        faults.before_record()  # tests only: the moment between a trial's end and its record
         self._write(trial, "terminated")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
