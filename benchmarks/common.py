@@ -206,6 +206,24 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def clocks() -> dict[str, float]:
+    """Now on both clocks the rows report: wall (``perf_counter``) and this process's CPU time
+    (``process_time``). With one torch thread and no worker processes, CPU time is what the
+    wall time would be on an idle machine; on a shared one it stays near that while the wall
+    time grows with every other process's load (both are kept, the load beside them)."""
+    return {"wall": time.perf_counter(), "cpu": time.process_time()}
+
+
+def since(start: dict[str, float]) -> dict[str, float]:
+    """Seconds on each clock since ``start`` (a :func:`clocks` reading)."""
+    now_ = clocks()
+    return {k: now_[k] - v for k, v in start.items()}
+
+
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+
+
 class Stages:
     """Wall time of each stage of a benchmark, printed as it ends."""
 

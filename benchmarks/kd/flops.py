@@ -21,11 +21,12 @@ shows what they cost.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from benchmarks.common import clocks, since
 
 
 @dataclass(frozen=True)
@@ -70,27 +71,30 @@ def gemms(s: Shapes, tokens: int) -> dict[tuple[int, int, int], int]:
     return out
 
 
-def seconds_per_call(m: int, k: int, n: int, dtype: torch.dtype, min_seconds: float) -> float:
+def seconds_per_call(m: int, k: int, n: int, dtype: torch.dtype,
+                     min_seconds: float) -> dict[str, float]:
     """Mean time of ``torch.matmul`` of an ``(m, k) @ (k, n)`` pair in ``dtype`` on this thread,
-    looped for at least ``min_seconds`` (and 3 calls) after 2 untimed ones."""
+    looped for at least ``min_seconds`` of wall time (and 3 calls) after 2 untimed ones; on
+    both clocks of ``benchmarks.common.clocks``."""
     a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
     for _ in range(2):
         torch.matmul(a, b)
-    calls, t0 = 0, time.perf_counter()
-    while calls < 3 or time.perf_counter() - t0 < min_seconds:
+    calls, start = 0, clocks()
+    while calls < 3 or since(start)["wall"] < min_seconds:
         torch.matmul(a, b)
         calls += 1
-    return (time.perf_counter() - t0) / calls
+    return {clock: s / calls for clock, s in since(start).items()}
 
 
 def matmul_gflops(shapes: dict[tuple[int, int, int], int], dtype: torch.dtype,
                   min_seconds: float) -> dict[str, Any]:
-    """GFLOP/s of a matmul loop over ``shapes`` weighted by their counts, as the step has them;
-    with each shape's own rate."""
-    flops = seconds = 0.0
+    """GFLOP/s of a matmul loop over ``shapes`` weighted by their counts, as the step has them,
+    on each clock; with each shape's own rate (CPU time)."""
+    flops, seconds = 0.0, {"wall": 0.0, "cpu": 0.0}
     each = {}
     for (m, k, n), count in shapes.items():
         t = seconds_per_call(m, k, n, dtype, min_seconds)
-        flops, seconds = flops + count * 2 * m * k * n, seconds + count * t
-        each[f"{m}x{k}x{n}"] = 2 * m * k * n / t / 1e9
-    return {"gflops": flops / seconds / 1e9, "per_shape_gflops": each}
+        flops += count * 2 * m * k * n
+        seconds = {c: s + count * t[c] for c, s in seconds.items()}
+        each[f"{m}x{k}x{n}"] = 2 * m * k * n / t["cpu"] / 1e9
+    return {**{c: flops / s / 1e9 for c, s in seconds.items()}, "per_shape_gflops": each}

@@ -14,7 +14,6 @@ turned off (no progress bar, no printed log dict): it is not part of the work.
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
+from benchmarks.common import clocks, since
 from kdtune.batches import Encoded
 from kdtune.params import TrainParams
 
@@ -121,16 +121,17 @@ def build(run: HFRun, out: Path) -> Trainer:
 
 
 def timed_run(run: HFRun, workdir: Path) -> dict[str, Any]:
-    """``trainer.train()`` and ``trainer.evaluate()``, timed apart (the Trainer's construction,
-    untimed, as kdtune's ``build_trainer`` is untimed in its rows)."""
+    """``trainer.train()`` and ``trainer.evaluate()``, timed apart on both clocks
+    (``benchmarks.common.clocks``); the Trainer's construction is untimed, as kdtune's
+    ``build_trainer`` is in its rows."""
     with tempfile.TemporaryDirectory(dir=workdir, prefix="hf-trainer-") as tmp:
         trainer = build(run, Path(tmp))
-        t0 = time.perf_counter()
+        start = clocks()
         result = trainer.train()
-        t1 = time.perf_counter()
+        train = since(start)
         metrics = trainer.evaluate()
-        t2 = time.perf_counter()
-    return {"train_seconds": t1 - t0, "eval_seconds": t2 - t1, "seconds": t2 - t0,
-            "seconds_per_epoch": (t2 - t0) / run.params.epochs,
-            "val_macro_f1": metrics["eval_macro_f1"], "steps": result.global_step,
-            "threads": torch.get_num_threads()}
+        epoch = since(start)
+    return {clock: {"train": train[clock], "eval": epoch[clock] - train[clock],
+                    "epoch": epoch[clock] / run.params.epochs} for clock in epoch} | {
+        "val_macro_f1": metrics["eval_macro_f1"], "steps": result.global_step,
+        "threads": torch.get_num_threads()}
