@@ -11,6 +11,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,17 +68,46 @@ def results_stem(mode: str, rows: set[int]) -> str:
     return stem if rows == set(MODES[mode].rows) else f"{stem}_rows_{'_'.join(map(str, sorted(rows)))}"
 
 
+def data_rows(bench: Any, wanted: set[int], stages: Stages, rows: list[Row],
+              save: Callable[[], None]) -> None:
+    """Rows 1-2 and 5-7, which share one prepared data set (and its cached teacher)."""
+    from benchmarks.kd import row_epoch, row_memory, row_trainer, row_utilisation
+
+    if not wanted & {1, 2, 5, 6, 7}:
+        return
+    prep = stages.run("prepare", lambda: bench.prep)
+    cache = "hit" if prep.teacher.cache_hit else "built"
+    say(PROG, f"{bench.mode.name} mode on {bench.device}: {len(prep.splits.train)} train / "
+        f"{len(prep.splits.val)} val rows, teacher cache {cache}")
+    if wanted & {1, 2}:
+        rows += [r for r in stages.run("rows 1-2", row_epoch.run, bench) if r.number in wanted]
+        save()
+    for number, module in ((5, row_memory), (6, row_trainer), (7, row_utilisation)):
+        if number in wanted:
+            rows += stages.run(f"row {number}", module.run, bench)
+            save()
+
+
+def search_rows(bench: Any, wanted: set[int], stages: Stages, rows: list[Row],
+                meta: dict[str, Any]) -> None:
+    """Rows 3-4, from two searches (one when row 4 runs alone)."""
+    from benchmarks.kd import row_asha, row_memory, row_overhead
+
+    if not wanted & {3, 4}:
+        return
+    kinds = row_asha.KINDS if 3 in wanted else ("complete",)
+    searches = stages.run("searches (rows 3-4)", row_asha.run_searches, bench, kinds)
+    meta["searches"] = {k: str(s.folder) for k, s in searches.items()}
+    if 3 in wanted:
+        rows += row_asha.rows(searches)
+    if 4 in wanted:
+        rows += row_overhead.rows(searches)
+    row_memory.note_ray_rss(rows, {k: row_overhead.stats(s) for k, s in searches.items()})
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from benchmarks.kd import (
-        row_asha,
-        row_epoch,
-        row_memory,
-        row_overhead,
-        row_trainer,
-        row_utilisation,
-    )
     from benchmarks.kd.context import Bench, base_overrides, resolve_mode
     from kdtune.devices import best_device
 
@@ -107,31 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                       Path(tmp), out)
         meta["overrides"] = bench.overrides
         meta["config"] = bench.cfg.to_dict()
-        if wanted & {1, 2, 5, 6, 7}:
-            prep = stages.run("prepare", lambda: bench.prep)
-            cache = "hit" if prep.teacher.cache_hit else "built"
-            say(PROG, f"{mode.name} mode on {device}: {len(prep.splits.train)} train / "
-                f"{len(prep.splits.val)} val rows, teacher cache {cache}")
-        if wanted & {1, 2}:
-            rows += [r for r in stages.run("rows 1-2", row_epoch.run, bench) if r.number in wanted]
-            save()
-        if 5 in wanted:
-            rows += stages.run("row 5", row_memory.run, bench)
-            save()
-        for number, module in ((6, row_trainer), (7, row_utilisation)):
-            if number in wanted:
-                rows += stages.run(f"row {number}", module.run, bench)
-                save()
+        data_rows(bench, wanted, stages, rows, save)
         bench.release()
-        if wanted & {3, 4}:
-            kinds = row_asha.KINDS if 3 in wanted else ("complete",)
-            searches = stages.run("searches (rows 3-4)", row_asha.run_searches, bench, kinds)
-            meta["searches"] = {k: str(s.folder) for k, s in searches.items()}
-            if 3 in wanted:
-                rows += row_asha.rows(searches)
-            if 4 in wanted:
-                rows += row_overhead.rows(searches)
-            row_memory.note_ray_rss(rows, {k: row_overhead.stats(s) for k, s in searches.items()})
+        search_rows(bench, wanted, stages, rows, meta)
     save()
     print("\n" + render(title, rows, meta), flush=True)
     say(PROG, f"wrote {out / (stem + '.md')} and .json")
