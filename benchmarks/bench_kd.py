@@ -1,4 +1,4 @@
-"""Ratio benchmarks of kdtune: ``python -m benchmarks.bench_kd [--quick|--full] [--device cpu|cuda]
+"""Ratio benchmarks of kdtune: ``python -m benchmarks.bench_kd [--quick|--full|--tiny] [--device cpu|cuda]
 [--out DIR] [--rows N,...] [--data PATH] [--teacher-model NAME]`` (or ``python
 benchmarks/bench_kd.py ...``). The rows live in :mod:`benchmarks.kd`, one module each."""
 

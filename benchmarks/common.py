@@ -13,13 +13,14 @@ can use it on a machine that has nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,36 @@ def timed(fn: Callable[[], Any], device: torch.device | None = None) -> tuple[An
     if device is not None:
         synchronize(device)
     return out, time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside, restored after (rows time a trial's
+    thread count: ``search.cpus_per_trial``, as ``kdtune.trainable`` sets it)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def clocks() -> dict[str, float]:
+    """Now on both clocks the rows report: wall (``perf_counter``) and this process's CPU time
+    (``process_time``). With one torch thread and no worker processes, CPU time is what the
+    wall time would be on an idle machine; on a shared one it stays near that while the wall
+    time grows with every other process's load (both are kept, the load beside them)."""
+    return {"wall": time.perf_counter(), "cpu": time.process_time()}
+
+
+def since(start: dict[str, float]) -> dict[str, float]:
+    """Seconds on each clock since ``start`` (a :func:`clocks` reading)."""
+    now_ = clocks()
+    return {k: now_[k] - v for k, v in start.items()}
+
+
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
 
 class Stages:

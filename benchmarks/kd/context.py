@@ -31,9 +31,11 @@ class Mode:
 
     name: str
     space: str  # the search-space YAML the config derives from, relative to the project root
-    repeats: int  # interleaved timed repeats of rows 1-2 (the median is reported)
+    repeats: int  # interleaved timed repeats of rows 1-2 and 6-7 (the median is reported)
     epochs: int  # epochs per timed run in rows 1-2
     overrides: dict[str, Any] = field(default_factory=dict)
+    rows: tuple[int, ...] = (1, 2, 3, 4, 5)  # the rows run unless --rows says otherwise
+    matmul_seconds: float = 0.25  # row 7: each GEMM shape's matmul loop runs at least this long
 
 
 #: Both searches of rows 3-4 skip the confirm stage: it is not part of the search being
@@ -50,7 +52,16 @@ MODES = {
     # The quickstart, alpha_temp.yaml unchanged: 1200 train / 400 val rows, 14 trials x 3
     # epochs (10 KD + a tuned CE arm of 4), validation twice per epoch, ASHA grace 0.5 epoch (or
     # the warm-up's end), reduction factor 3.
-    "full": Mode("full", "search_spaces/alpha_temp.yaml", repeats=3, epochs=1),
+    "full": Mode("full", "search_spaces/alpha_temp.yaml", repeats=3, epochs=1,
+                 rows=(1, 2, 3, 4, 5, 6, 7)),
+    # Rows 6-7 (transformers.Trainer, utilisation) at a test's size: smoke.yaml cut to 48 train
+    # / 24 val rows of at most 16 tokens (2 steps per epoch). It checks that the rows run and
+    # print their fields in seconds; its numbers mean nothing. Rows 6-7 are off in --quick,
+    # whose run the test suite already waits minutes for.
+    "tiny": Mode("tiny", "search_spaces/smoke.yaml", repeats=1, epochs=1,
+                 overrides={"data.max_train": 48, "data.max_val": 24, "data.max_test": 24,
+                            "data.max_length": 16},
+                 rows=(6, 7), matmul_seconds=0.01),
 }
 
 
