@@ -2,8 +2,8 @@
 
 Each process is one fractional-GPU trial slot, as Ray runs them: it builds a DistilBERT-base
 student from its config and trains it for a fixed number of steps through kdtune's Trainer
-(cached logits), trial after trial. Processes are started from a fork server that imported
-torch, transformers and kdtune once (:mod:`benchmarks.gpu.preload`; CUDA-safe like spawn),
+(cached logits), trial after trial. Processes are started (spawned on CUDA; on the CPU from a
+fork server that imported torch, transformers and kdtune once, :mod:`benchmarks.gpu.preload`),
 warmed up, then released together per round. The parent checks every worker is alive while
 it waits (a dead one fails the row at once with its exit code) and never waits past the
 overall deadline. Each trial reports its peak GPU memory (allocated and reserved); the
@@ -30,6 +30,11 @@ from kdtune.params import TrainParams
 PROG = "bench_gpu"
 STUDENT = "distilbert-base"
 LIVE: set[Any] = set()  # worker processes now running: the watchdog stops them
+#: On CUDA every trial process starts fresh (spawn): a fork server that imported transformers
+#: may have asked the CUDA runtime for its devices, and a process forked after that can fail
+#: to initialise CUDA (PyTorch's PYTORCH_NVML_BASED_CUDA_CHECK note). On the CPU the fork
+#: server imports once for all trial processes, which keeps the tiny CPU test short.
+START_METHOD = {"cuda": "spawn", "cpu": "forkserver"}
 
 
 def stop_all() -> None:
@@ -134,8 +139,9 @@ def _round(ctx: Ctx, workers: list[tuple[Any, Any]], events: list[Any], i: int, 
 
 def run_rounds(ctx: Ctx) -> dict[int, dict[str, Any]]:
     """Spawn the largest round's processes, warm them up, run each round; always clean up."""
-    mpctx = mp.get_context("forkserver")  # CUDA-safe like spawn; imports paid once
-    mpctx.set_forkserver_preload(["benchmarks.gpu.preload"])
+    mpctx = mp.get_context(START_METHOD[ctx.device.type])
+    if mpctx.get_start_method() == "forkserver":
+        mpctx.set_forkserver_preload(["benchmarks.gpu.preload"])
     events = [mpctx.Event() for _ in ctx.sizes.concurrency]
     sampler = UtilSampler(ctx.device, ctx.sizes.util_interval_s)
     workers: list[tuple[Any, Any]] = []

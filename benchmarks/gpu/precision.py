@@ -16,6 +16,7 @@ from benchmarks.gpu.hidden import compute_hidden_states
 from benchmarks.gpu.kd import RecordingTrainer, cache_logits, random_logits
 from benchmarks.gpu.shapes import LABELS, build_model, synthetic_split, vocab_of
 from kdtune.params import TrainParams
+from kdtune.trainer import seed_everything
 
 PLAN = {
     "1e": Planned("1e", "teacher hidden states on CUDA (kdtune's pass, bf16) vs the CPU (fp32), "
@@ -88,6 +89,7 @@ def trajectory(ctx: Ctx, precision: str, steps: int) -> np.ndarray:
     val = data.subset(np.arange(8))
     trainer = RecordingTrainer(student, data, val, params, LABELS,
                                teacher_logits=random_logits(len(data), 10), device=ctx.device)
+    seed_everything(0)  # the same dropout masks in both runs: only the precision differs
     trainer.train_steps(1)
     return trainer.losses()
 

@@ -1,8 +1,8 @@
 """What the trial processes' fork server imports once, so each trial process need not.
 
-The concurrency rows start their trial processes from a ``forkserver`` (CUDA-safe: the server
-never touches CUDA): torch, transformers' BERT and DistilBERT code and kdtune's trainer are
-imported there once, and every trial process forks from it already holding them.
+On the CPU the concurrency rows start their trial processes from a ``forkserver``: torch,
+transformers' BERT and DistilBERT code and kdtune's trainer are imported there once, and
+every trial process forks from it already holding them (on CUDA they are spawned instead).
 """
 
 from transformers import BertForSequenceClassification, DistilBertForSequenceClassification
