@@ -36,8 +36,8 @@ class Sizes:
     util_interval_s: float
 
 
-FULL = Sizes(train_rows=4096, repeats=2, warmup_steps=5, seed_run_seconds=8.0, sync_steps=48,
-             check_rows=256, trajectory_steps=50, trial_steps=100, trials_per_worker=2,
+FULL = Sizes(train_rows=4096, repeats=2, warmup_steps=5, seed_run_seconds=5.0, sync_steps=48,
+             check_rows=256, trajectory_steps=50, trial_steps=80, trials_per_worker=2,
              concurrency=(1, 4, 8), cache_rows=32768, seed_teacher_rows=4096, util_interval_s=0.2)
 TINY = Sizes(train_rows=32, repeats=1, warmup_steps=1, seed_run_seconds=600.0, sync_steps=4,
              check_rows=64, trajectory_steps=6, trial_steps=2, trials_per_worker=1,
