@@ -1,6 +1,8 @@
 """What a search costs as the data grows, measured here and projected to the seed's full run.
 
-``python -m benchmarks.scaling [--sizes 1200,2600,5300] [--out DIR]``
+``python -m benchmarks.scaling [--sizes 1200,2600,5300] [--out DIR]`` measures (about 10
+minutes); ``--render benchmarks/results/scaling.json`` recomputes the projection from the
+committed measurements without measuring again.
 
 Measured on this machine, one torch thread, side by side in one run:
 
@@ -11,10 +13,10 @@ Measured on this machine, one torch thread, side by side in one run:
   inference batch) and DistilBERT-base (a KD student step with cached logits), at the data's
   mean padded length.
 
-It then projects (a projection, not a measurement) the seed report's job: BERT-base teacher,
-DistilBERT student, all 120,000 AG News rows (10% for validation): time per trial-epoch, the
-teacher stage, cache and object-store sizes and RAM per node, and which resource runs out
-first. Writes ``scaling.md`` and ``scaling.json`` to ``--out``.
+The projection (not a measurement) of the seed report's job (``search_spaces/seed_report.yaml``:
+BERT-base teacher, DistilBERT student, all 120,000 AG News rows, 10% for validation) is
+:mod:`benchmarks.scaling_projection`, a pure function of those figures and the space's config;
+what needs a GPU measurement is listed apart. Writes ``scaling.md`` and ``scaling.json``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import resource
 import statistics
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +41,22 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.scaling_projection import (  # noqa: E402
+    Job,
+    Node,
+    asha_levels,
+    cpu_rows,
+    estimates,
+    gpu_rows,
+    trial_epochs,
+)
 from kdtune.batches import Encoded, batch_indices  # noqa: E402
 from kdtune.config import load_config  # noqa: E402
 from kdtune.formatting import md_table  # noqa: E402
 from kdtune.losses import kd_loss  # noqa: E402
 from kdtune.params import TrainParams  # noqa: E402
 
-FULL_ROWS, VAL_SHARE, BATCH, TEST_ROWS = 120_000, 0.1, 32, 7_600
+BATCH = 32
 
 
 def timed(fn: Any, repeats: int = 1) -> float:
@@ -156,110 +168,63 @@ def _step_fn(model: torch.nn.Module, inference: bool, batch: tuple[torch.Tensor,
     return infer if inference else train
 
 
-#: Bytes per trainable parameter in a trial: fp32 weights, gradients and AdamW's two moments.
-BYTES_PER_PARAM = 16
+SEED_SPACE = "search_spaces/seed_report.yaml"
+#: AG News as the seed space reads it from the hub: 120,000 training rows, its own test split.
+HUB_ROWS, HUB_TEST_ROWS = 120_000, 7_600
 
 
-def seed_job(space: str = "search_spaces/seed_report.yaml") -> dict[str, Any]:
-    """The seed report's job as ``seed_report.yaml`` ships it, and what the quickstart measured
-    (ASHA's share of trial-epochs, a trial's peak RSS) in ``results/example``."""
-    import pandas as pd
-
+def job_of(space: str | Path = SEED_SPACE) -> Job:
+    """The projected search as ``space`` ships it (hub-sized splits; 10% for validation)."""
     cfg = load_config(ROOT / space)
     lrs = cfg.teacher.learning_rate
-    job = {"teacher_runs": cfg.teacher.epochs * (len(lrs) if isinstance(lrs, list) else 1),
-           "trials": cfg.search.num_samples, "epochs": cfg.train.epochs,
-           "confirm_runs": 2 * cfg.search.confirm.top_k * cfg.search.confirm.seeds,
-           "concurrent": cfg.search.max_concurrent, "asha_share": 1.0, "trial_rss_mb": None}
+    val = int(round(HUB_ROWS * cfg.data.val_fraction))
+    s, t = cfg.search, cfg.train
+    return Job(train_rows=HUB_ROWS - val, val_rows=val, test_rows=HUB_TEST_ROWS,
+               classes=len(cfg.data.label_names or [0, 1, 2, 3]), batch=t.batch_size,
+               num_samples=s.num_samples, epochs=t.epochs, grace_period=cfg.grace_period,
+               reduction_factor=s.reduction_factor, eval_every=t.eval_every,
+               cpus_per_trial=int(s.cpus_per_trial), max_concurrent=int(s.max_concurrent),
+               teacher_epochs=cfg.teacher.epochs * (len(lrs) if isinstance(lrs, list) else 1),
+               confirm_runs=2 * s.confirm.top_k * s.confirm.seeds)
+
+
+def quickstart_facts() -> dict[str, Any]:
+    """What the committed quickstart run measured (``results/example``): ASHA's share of its
+    trial-epochs, the same rule's expectation for its config, a trial's median peak RSS."""
+    import pandas as pd
+
     example = ROOT / "results" / "example"
-    if (example / "trials.csv").is_file():  # measured by the committed quickstart run
-        t = pd.read_csv(example / "trials.csv")
-        job["asha_share"] = float(t["progress"].sum() / (len(t) * cfg.train.epochs))
-        job["trial_rss_mb"] = float(pd.read_csv(example / "history.csv")["peak_rss_mb"].median())
-    return job
+    if not (example / "trials.csv").is_file():
+        return {"asha_measured": None, "asha_expected": None, "trial_rss_mb": None}
+    cfg = load_config(example / "config.yaml")
+    t = pd.read_csv(example / "trials.csv")
+    quick = replace(job_of(), num_samples=cfg.search.num_samples, epochs=cfg.train.epochs,
+                    grace_period=cfg.grace_period, reduction_factor=cfg.search.reduction_factor)
+    expected = trial_epochs(asha_levels(quick)) / (quick.num_samples * quick.epochs)
+    return {"asha_measured": float(t["progress"].sum() / (len(t) * cfg.train.epochs)),
+            "asha_expected": expected, "trials": int(len(t)),
+            "trial_rss_mb": float(pd.read_csv(example / "history.csv")["peak_rss_mb"].median())}
 
 
-def node_ram_gb() -> float:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+def node_facts() -> dict[str, Any]:
+    return {"cpus": os.cpu_count() or 1,
+            "ram_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9}
 
 
-def estimates(sizes: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The seed's full job, quantity by quantity, from the measured costs (a projection)."""
-    job = seed_job()
-    per_token = np.polyfit([s["tokens"] for s in sizes], [s["trial_epoch_s"] for s in sizes], 1)
-    mean_tokens = float(np.mean([s["mean_tokens"] for s in sizes]))
-    train_rows = int(FULL_ROWS * (1 - VAL_SHARE))
-    step = {(s["model"], s["what"].split(" ")[0]): s for s in steps}
-    batch_h = {k: v["seconds_per_batch"] / 3600 for k, v in step.items()}
-    batches = train_rows / BATCH
-    slice_params = sizes[0]["student_weights_mb"] * 1e6 / 4  # fp32 weights
-    extra_params = step[("distilbert-base", "KD")]["params_m"] * 1e6 - slice_params
-    ram = node_ram_gb()
-    return {
-        **job, "train_rows": train_rows, "mean_tokens": mean_tokens,
-        "slice_epoch_h": float(np.polyval(per_token, train_rows * mean_tokens)) / 3600,
-        "student_epoch_h": batches * batch_h[("distilbert-base", "KD")],
-        "teacher_h": job["teacher_runs"] * batches * batch_h[("bert-base", "train")],
-        "logits_h": (FULL_ROWS + TEST_ROWS) / BATCH * batch_h[("bert-base", "inference")],
-        "trial_epochs": (job["trials"] * job["epochs"] * job["asha_share"]
-                         + job["confirm_runs"] * job["epochs"]),
-        "store_mb": (FULL_ROWS * mean_tokens * 4 + FULL_ROWS * 16) / 1e6,
-        "hidden_gb": train_rows * mean_tokens * 768 * 2 / 1e9,  # fp16, BERT-base width
-        # Ray's default object store takes 30% of the node's memory
-        "ram_gb": ram, "store_gb": 0.3 * ram, "cpus": os.cpu_count() or 1,
-        "trial_gb": None if job["trial_rss_mb"] is None else (
-            job["trial_rss_mb"] / 1e3 + extra_params * BYTES_PER_PARAM / 1e9),
-    }
-
-
-def project(sizes: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[list[str]]:
-    """Rows of (quantity, projected, from what) for the seed's full job."""
-    e = estimates(sizes, steps)
-    thread_h = e["trial_epochs"] * e["student_epoch_h"]
-    trial = "unknown (no results/example)" if e["trial_gb"] is None else f"{e['trial_gb']:.1f} GB"
-    return [
-        ["training rows", f"{e['train_rows']:,}", f"AG News {FULL_ROWS:,} x {1 - VAL_SHARE:g}; mean "
-         f"{e['mean_tokens']:.1f} tokens per row (measured on the shared file)"],
-        ["MiniLM-slice KD trial-epoch", f"{e['slice_epoch_h']:.2f} h",
-         "linear fit of the three measured sizes (time per token)"],
-        ["DistilBERT KD trial-epoch", f"{e['student_epoch_h']:.1f} h", "measured DistilBERT step x batches"],
-        ["BERT-base teacher fine-tuning", f"{e['teacher_h']:.0f} h",
-         f"{e['teacher_runs']} epochs in all (seed_report.yaml: epochs x learning rates)"],
-        ["BERT-base logits pass", f"{e['logits_h']:.1f} h",
-         f"every row of train, validation and the {TEST_ROWS:,}-row test split"],
-        ["search + confirm", f"{e['trial_epochs']:.0f} trial-epochs = {thread_h:.0f} thread-hours; "
-         f"{thread_h / e['concurrent']:.0f} h on {e['concurrent']} cores, "
-         f"{thread_h / e['cpus']:.0f} h on this node's {e['cpus']}",
-         f"{e['trials']} trials x {e['epochs']} epochs x ASHA's share {e['asha_share']:.2f} (the "
-         f"quickstart's) + {e['confirm_runs']} confirm runs"],
-        ["object store, logit KD", f"{e['store_mb']:.0f} MB",
-         "int32 token ids + fp32 logits (4 classes), shared zero-copy by every trial"],
-        ["object store, feature KD", f"{e['hidden_gb']:.1f} GB per teacher block",
-         f"fp16 hidden states, width 768; Ray's default store on this {e['ram_gb']:.0f} GB node is "
-         f"{e['store_gb']:.1f} GB"],
-        ["RAM per trial", trial,
-         f"the quickstart trials' median peak RSS + DistilBERT's extra parameters x {BYTES_PER_PARAM} B"],
-        ["runs out first", runs_out_first(e), "from the rows above"],
-    ]
-
-
-def runs_out_first(e: dict[str, Any]) -> str:
-    """Which resource a node like this one exhausts first on the seed's job."""
-    trial_gb, concurrent, ram_gb = e["trial_gb"], e["concurrent"], e["ram_gb"]
-    hidden_gb, store_gb = e["hidden_gb"], e["store_gb"]
-    days = (e["teacher_h"] + e["logits_h"] + e["trial_epochs"] * e["student_epoch_h"] / e["cpus"]) / 24
-    parts = [f"time: {days:.0f} days on this {e['cpus']}-core node (teacher, logits, search; a GPU is "
-             "the way, and no GPU figure exists yet)"]
-    if trial_gb is not None:
-        fits = int((ram_gb - store_gb) // trial_gb)
-        parts.append(f"memory: {concurrent} concurrent trials need ~{concurrent * trial_gb:.0f} GB; "
-                     f"beside the object store, this node's {ram_gb:.0f} GB holds {min(fits, concurrent)}")
-    parts.append(f"feature KD: one cached block ({hidden_gb:.1f} GB) "
-                 + ("exceeds" if hidden_gb > store_gb else "fits")
-                 + f" the default object store ({store_gb:.1f} GB); above train.feature_cache_max_mb "
-                   f"(default {TrainParams().feature_cache_max_mb / 1e3:.1f} GB) kdtune runs the teacher "
-                   "online in each trial instead of caching")
-    return "; ".join(parts)
+def project(result: dict[str, Any]) -> None:
+    """Add the projection tables to ``result`` (measured figures + the seed space's config)."""
+    result.setdefault("node", node_facts())
+    quick = result["quickstart"] = quickstart_facts()
+    job = job_of()
+    e = estimates(result, job, Node(**result["node"]), quick["trial_rss_mb"])
+    rows = cpu_rows(e)
+    if quick["asha_measured"] is not None:
+        rows[3][2] += (f"; the same rule expects {quick['asha_expected']:.2f} for the quickstart's "
+                       f"{quick['trials']} trials, and its committed run (results/example) "
+                       f"measured {quick['asha_measured']:.2f}")
+    result["projection"] = rows
+    result["projection_gpu"] = gpu_rows(job, float(load_config(ROOT / SEED_SPACE).search.gpus_per_trial))
+    result["job"] = asdict(job)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -275,8 +240,10 @@ def markdown(result: dict[str, Any]) -> str:
                   "student weights (MB)"], sizes), "",
         md_table(["model (random init)", "step", "batch", "s / batch (1 thread)", "params (M)"], steps),
         "", "## Projection (not a measurement): the seed's job (`search_spaces/seed_report.yaml`) "
-        "on this CPU, one thread per trial", "",
-        md_table(["quantity", "projected", "from"], result["projection"]), ""])
+        "on CPUs like this one", "",
+        md_table(["quantity", "projected", "from"], result["projection"]), "",
+        "## What only a GPU measurement can tell (no GPU figure yet)", "",
+        md_table(["quantity", "measured by", "for the seed's job"], result["projection_gpu"]), ""])
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -304,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="re-project and re-render a scaling.json without measuring again")
     args = p.parse_args(argv)
     result = json.loads(Path(args.render).read_text()) if args.render else measure(args)
-    result["projection"] = project(result["sizes"], result["steps"])
+    project(result)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scaling.json").write_text(json.dumps(result, indent=1))
