@@ -64,7 +64,12 @@ def run_config(plan: SearchPlan, name: str, kind: str) -> Any:
     storage_path, filesystem = plan.record.store.ray_storage()
     return tune.RunConfig(
         name=name, storage_path=storage_path, storage_filesystem=filesystem,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=S.CKPT_SCORE,
+        # Every checkpoint is kept until the results stage prunes them all: with num_to_keep,
+        # Ray deletes a trial's previous checkpoint as it registers the next, while the last
+        # experiment snapshot may still point at it, so a kill in that window left a resume
+        # that could not restore the trial (found by tests/test_resilience.py).
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None,
+                                                checkpoint_score_attribute=S.CKPT_SCORE,
                                                 checkpoint_score_order="max"),
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         callbacks=[RecordCallback(plan.record, kind), *logger_callbacks(plan, kind)])

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from optuna.exceptions import UpdateFinishedTrialError
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -47,6 +48,13 @@ def _lost(key: str) -> None:
                 "before uploading it); TPE will not learn from it", key)
 
 
+def _told_before(key: str) -> None:
+    """A trial that ended just before a kill, restored from a snapshot taken before its end: it
+    reports and ends again on resume, and its study already holds its outcome."""
+    log.info("trial %s: its study already holds its outcome (it ended before the last kill)",
+             key)
+
+
 class ArmSearcher(OptunaSearch):
     """OptunaSearch that records ASHA-stopped and diverged trials as PRUNED, errors as FAIL."""
 
@@ -60,6 +68,8 @@ class ArmSearcher(OptunaSearch):
             super().on_trial_result(trial_id, result)
         except KeyError:  # its study trial is not in this driver's copy of the studies
             _lost(trial_id)
+        except UpdateFinishedTrialError:
+            _told_before(trial_id)
         self._track_best(trial_id, result)
 
     def _track_best(self, trial_id: str, result: dict | None) -> None:
@@ -109,6 +119,10 @@ class ArmSearcher(OptunaSearch):
                                       error=kind == "fail")
         except KeyError:
             _lost(key)
+        except (ValueError, UpdateFinishedTrialError) as exc:
+            if isinstance(exc, ValueError) and "Cannot tell a" not in str(exc):
+                raise
+            _told_before(key)
 
 
 class ArmRouter(Searcher):
