@@ -108,7 +108,8 @@ class ArmPlanning:
             held = " and ".join(f"the {a.name} arm ({a.num_samples} trials)" for a in others)
             check(n >= need, "search.num_samples",
                   f"{n} trials cannot hold {held} and the KD arm ({len(kd.points)} anchor(s) + "
-                  f"at least 1 searched trial); use at least {need}, or search.baseline: fixed")
+                  f"at least 1 searched trial); use at least {need}, or "
+                  + ("search.self_training: false" if len(others) > 1 else "search.baseline: fixed"))
         else:
             check(n > len(kd.points), "search.num_samples",
                   f"must exceed the {len(kd.points)} anchor trials")
@@ -140,7 +141,8 @@ class ArmPlanning:
         weight = next((p for p in self.space if p.name == "unlabeled_weight"), None)
         check(not weight.contains(0.0) if weight else self.train.unlabeled_weight > 0,
               "space.unlabeled_weight" if weight else "train.unlabeled_weight",
-              "self-training needs transfer rows with a weight > 0: keep 0 out of it")
+              "self-training needs transfer rows with a weight > 0: "
+              + ("keep 0 out of its range" if weight else "set it above 0"))
 
     def _fixed_point(self, space: list[ParamSpace]) -> dict[str, Any]:
         """The fixed training values, expressed over ``space``."""
