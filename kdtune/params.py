@@ -24,6 +24,12 @@ CE_ALPHA = 1.0
 #: Parameters that only matter when a teacher signal is used (alpha < 1 or beta > 0); the
 #: CE-only arm of a search leaves them out, and duplicate detection ignores them at alpha = 1.
 KD_ONLY = ("alpha", "temperature", "beta", "teacher_weight", "unlabeled_weight", "unlabeled_ratio")
+#: ``unlabeled_targets``: the KD term on transfer rows, or (self-training) CE on the teacher's
+#: argmax of each.
+SOFT_TARGETS, HARD_TARGETS = "soft", "hard"
+#: What self-training does not search: alpha and beta are pinned (1, 0: no teacher signal on the
+#: labelled rows) and the temperature does not change an argmax.
+SELF_TRAINING_UNUSED = ("alpha", "temperature", "beta")
 #: Training fields that change how a run executes, not the recipe it follows: a retrain takes
 #: them from the (possibly ``--set``) config, not from the trial it re-trains.
 EXECUTION = ("precision", "eval_batch_size", "nan_check_every")
@@ -96,7 +102,7 @@ class TrainParams:
     # round(unlabeled_ratio * batch_size) transfer rows, whose KD term is weighted by this.
     unlabeled_weight: float = 1.0
     unlabeled_ratio: float = 1.0
-    unlabeled_targets: str = "soft"  # soft: the KD term; hard: CE on the teacher's argmax
+    unlabeled_targets: str = SOFT_TARGETS  # soft: the KD term; hard: CE on the teacher's argmax
 
     def __post_init__(self) -> None:
         self.validate("train")
@@ -113,7 +119,7 @@ class TrainParams:
                   f"must be one of {', '.join(map(repr, registry))}, got {value!r}")
         check(self.precision in ("auto", "bf16", "fp32"), f"{prefix}.precision",
               f"must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
-        check(self.unlabeled_targets in ("soft", "hard"), f"{prefix}.unlabeled_targets",
+        check(self.unlabeled_targets in (SOFT_TARGETS, HARD_TARGETS), f"{prefix}.unlabeled_targets",
               f"must be 'soft' (distil) or 'hard' (self-training), got {self.unlabeled_targets!r}")
         check(self.teacher_combine in ("weighted", "confidence"), f"{prefix}.teacher_combine",
               f"must be 'weighted' or 'confidence', got {self.teacher_combine!r}")
@@ -160,6 +166,27 @@ class Trial:
     def ce_only(self) -> bool:
         return is_ce_only(self.values)
 
+    @property
+    def self_training(self) -> bool:
+        return is_self_training(self.values)
+
+    @property
+    def no_effect(self) -> tuple[str, ...]:
+        """Values this training ignores, left out wherever it is shown: CE-only, the KD-only
+        ones and the transfer targets; self-training, the temperature and beta (alpha is kept:
+        its 1 says what the training was)."""
+        if self.ce_only:
+            return tuple(k for k in (*KD_ONLY, "unlabeled_targets") if k != "alpha")
+        if self.self_training:
+            return tuple(k for k in SELF_TRAINING_UNUSED if k != "alpha")
+        return ()
+
+    @property
+    def distils(self) -> bool:
+        """Trains on the teacher's soft targets (or hidden states): neither CE-only nor
+        self-training. The KD arm's picks are these."""
+        return not (self.ce_only or self.self_training)
+
     def train(self) -> TrainParams:
         """The training fields (other keys, e.g. ``layers``, are the model's)."""
         return TrainParams.from_hparams(self.values)
@@ -168,11 +195,25 @@ class Trial:
         return dict(self.values)
 
 
-def is_ce_only(hparams: dict[str, Any]) -> bool:
-    """The one rule for "this training uses no teacher signal": alpha = 1 and no feature loss
-    (beta 0 or absent). A trial missing ``alpha`` takes the seed default (0.7): KD."""
+def _no_labelled_kd(hparams: dict[str, Any]) -> bool:
+    """alpha = 1 and no feature loss (beta 0 or absent): plain CE on the labelled rows. A trial
+    missing ``alpha`` takes the seed default (0.7): KD."""
     return (float(hparams.get("alpha", SEED_ALPHA)) >= CE_ALPHA
             and float(hparams.get("beta") or 0.0) == 0.0)
+
+
+def is_self_training(hparams: dict[str, Any]) -> bool:
+    """The one rule for "self-training": plain CE on the labelled rows and CE on the teacher's
+    hard labels of the transfer rows (``unlabeled_targets: hard`` with a weight > 0). The config
+    refuses hard targets without a transfer set, so such a trial always has transfer rows."""
+    return (_no_labelled_kd(hparams) and hparams.get("unlabeled_targets") == HARD_TARGETS
+            and float(hparams.get("unlabeled_weight", TrainParams.unlabeled_weight)) > 0)
+
+
+def is_ce_only(hparams: dict[str, Any]) -> bool:
+    """The one rule for "this training uses no teacher signal": plain CE on the labelled rows
+    (alpha = 1, beta 0) and no self-training on transfer rows (:func:`is_self_training`)."""
+    return _no_labelled_kd(hparams) and not is_self_training(hparams)
 
 
 def effective(hparams: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,8 @@ INTERMEDIATE_EVAL_SHARE = 0.1
 #: evaluation's padding and with the metrics (bench_kd row 2b; its figures and history are in
 #: benchmarks/README.md).
 EVAL_ROW_COST = 0.5
+#: The running sums of training: loss, CE, KD, correct, feature loss, transfer loss.
+SUMS = 6
 
 
 class DivergedError(RuntimeError):
@@ -77,6 +79,9 @@ class RungMetrics:
     lr: float = 0.0  # the scheduled learning rate at this evaluation
     seconds: float = 0.0  # wall time since the previous evaluation (training + evaluation)
     train_examples_per_s: float = 0.0
+    # the transfer rows' term (before unlabeled_weight): KD, or CE on the teacher's argmax;
+    # 0 for a training without transfer rows (the CE-only arm)
+    transfer_loss: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -281,7 +286,8 @@ class Trainer:
                 yield item
 
     def _step(self, index: np.ndarray, index_t: torch.Tensor) -> torch.Tensor:
-        """One optimizer step; returns [loss, ce, kd, correct, feature] sums on the device."""
+        """One optimizer step; returns [loss, ce, kd, correct, feature, transfer] sums on the
+        device."""
         p, n = self.params, len(index)
         batch = self.train.batch(index, index_t)
         labels = self.train.labels[index_t]
@@ -295,8 +301,10 @@ class Trainer:
             ce = nn.functional.cross_entropy(logits.float(), labels, weight=self.class_weights)
             parts = (ce, ce, torch.zeros((), device=self.device))
         total, feat = parts[0], torch.zeros((), device=self.device)
+        transfer = torch.zeros((), device=self.device)
         if self.transfer is not None:
-            total = total + p.unlabeled_weight * self._transfer_loss()
+            transfer = self._transfer_loss()
+            total = total + p.unlabeled_weight * transfer
         if self.features is not None:
             feat = self.features(out.hidden_states, batch, index, index_t)
             total = total + p.beta * feat
@@ -307,7 +315,7 @@ class Trainer:
         self.scheduler.step()
         correct = (logits.detach().argmax(-1) == labels).sum().float()
         return torch.stack([total.detach() * n, parts[1].detach() * n, parts[2].detach() * n,
-                            correct, feat.detach() * n])
+                            correct, feat.detach() * n, transfer.detach() * n])
 
     def _transfer_loss(self) -> torch.Tensor:
         """The KD term on this step's transfer rows (no labels: no CE); with
@@ -354,7 +362,7 @@ class Trainer:
     def _rung(self, epoch: int, batch: int, sums: torch.Tensor, seen: int, t0: float,
               train_s: float) -> RungMetrics:
         """The evaluation after batch ``batch`` of ``epoch`` (one of ``eval_steps``)."""
-        loss, ce, kd, correct, feat = (sums / max(seen, 1)).tolist()
+        loss, ce, kd, correct, feat, transfer = (sums / max(seen, 1)).tolist()
         full = batch == self.steps_per_epoch
         val = self._evaluate(full)
         # Nominal progress (0.25, 0.5, ...): every trial reports the same rung positions, which
@@ -367,11 +375,11 @@ class Trainer:
             val_loss=val["loss"], val_rows=val["rows"], full_val=full,
             val_f1_per_class=[val["per_class"][n]["f1"] for n in self.label_names],
             lr=self.optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - t0,
-            train_examples_per_s=seen / train_s if train_s > 0 else 0.0)
+            train_examples_per_s=seen / train_s if train_s > 0 else 0.0, transfer_loss=transfer)
 
     def _run_epoch(self, epoch: int, skip: int) -> bool:
         """Train one epoch from batch ``skip``, validating at its rungs; False once stopped."""
-        sums, seen, t0, train_s = torch.zeros(5, device=self.device), 0, time.perf_counter(), 0.0
+        sums, seen, t0, train_s = torch.zeros(SUMS, device=self.device), 0, time.perf_counter(), 0.0
         tick = time.perf_counter()
         for i, (index, index_t) in enumerate(self._batches(epoch, skip), start=skip + 1):
             sums, seen = self._advance(sums, seen, index, index_t, epoch)
@@ -387,14 +395,14 @@ class Trainer:
                     callback(metrics, self)
             except StopTraining:
                 return False
-            sums, seen, t0, train_s = torch.zeros(5, device=self.device), 0, time.perf_counter(), 0.0
+            sums, seen, t0, train_s = torch.zeros(SUMS, device=self.device), 0, time.perf_counter(), 0.0
             tick = time.perf_counter()
         return True
 
     def train_steps(self, epoch: int = 1, max_steps: int | None = None) -> dict[str, float]:
         """Train ``max_steps`` batches of ``epoch`` (all by default) without evaluating: the
         training cost alone, as the benchmarks time it. Returns examples, steps and mean loss."""
-        sums, seen, steps = torch.zeros(5, device=self.device), 0, 0
+        sums, seen, steps = torch.zeros(SUMS, device=self.device), 0, 0
         for index, index_t in self._batches(epoch, 0):
             if max_steps is not None and steps >= max_steps:
                 break

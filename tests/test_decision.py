@@ -272,3 +272,57 @@ def test_uncorrected_looks_inflate_the_error_and_the_design_has_power():
     # no difference with a small seed SD: equivalence is found
     same = simulate(design, 0.0, 0.003, SEQUENCES, seed=15)
     assert float(np.mean(same == EQUIVALENT)) > 0.8
+
+
+def _run(model: str, seed: int, test_f1: float, diverged: bool = False):
+    from kdtune.retrain.runs import Run
+
+    metrics = {"macro_f1": test_f1, "accuracy": test_f1, "per_class": {"a": {"f1": test_f1}}}
+    return Run(model, seed, 1, 1.0, diverged, 0.0, [], metrics, metrics, np.zeros(2, int),
+               np.zeros((2, 2)))
+
+
+def test_kd_vs_self_training_is_read_at_the_primary_questions_look():
+    """The second comparison reuses decide on the same seeds, at the look where KD vs CE
+    stopped (here the first of a sequential design), with that look's boundaries."""
+    from kdtune.retrain.choose import Choice, Pick
+    from kdtune.retrain.retraining import summarise, versus_self_training
+    from kdtune.retrain.rounds import Outcome
+
+    design = Design(schedule(10))  # looks at 3, 5, 7, 9, 10 seeds
+    seeds = [11, 12, 13, 14, 15]
+    student = [0.90, 0.91, 0.92, 0.90, 0.91]
+    pairs = list(zip(seeds, student, BETTER_DIFFS, strict=True))
+    outcome = Outcome({"student": [_run("student", s, f) for s, f, _ in pairs],
+                       "baseline": [_run("baseline", s, f - 0.05) for s, f, _ in pairs],
+                       "self_training": [_run("self_training", s, f - d, diverged=s == 15)
+                                         for s, f, d in pairs]})
+    outcome.looks = [{"kind": "kd_better"}, {"kind": "kd_better"}]  # stopped at the 2nd look
+    choice = Choice(Pick("k1", "x", {"alpha": 0.5}), Pick("c1", "x", {"alpha": 1.0}),
+                    Pick("s1", "x", {"alpha": 1.0, "unlabeled_targets": "hard"}))
+    out = versus_self_training(outcome, design, choice)
+    # seed 15 diverged for self-training: 4 paired differences 0.008, 0.010, 0.009, 0.008
+    assert out["n"] == 4 and out["look"] == 2 and out["failures"] == [15]
+    assert out["mean_difference"] == pytest.approx(0.00875)
+    assert out["superiority_t"] == design.superiority()[1]
+    # sd 9.574e-4, t = 0.00875 / (9.574e-4 / 2) = 18.3: far past the second look's boundary
+    want = decide([0.008, 0.010, 0.009, 0.008], design, look=1, other="self-training")
+    assert out["kind"] == want["kind"] == "kd_better"
+    assert out["ci_low"] == pytest.approx(want["ci_low"])
+    assert out["text"].startswith("KD beats self-training by +0.8")
+    assert "left out of this comparison" in out["text"]
+    _, summary = summarise(outcome.runs, ["a"])
+    # the self-training mean over its 4 paired seeds: (0.892 + 0.900 + 0.911 + 0.892) / 4
+    assert summary["self_training"]["test_macro_f1"]["mean"] == pytest.approx(0.89875)
+    assert summary["difference_self_training"]["test_macro_f1"]["mean"] == pytest.approx(0.00875)
+    assert summary["difference"]["test_macro_f1"]["mean"] == pytest.approx(0.05)  # vs CE: 5 seeds
+    ce_student = Choice(choice.baseline, choice.baseline, choice.self_training)
+    assert versus_self_training(outcome, design, ce_student)["kind"] is None
+    assert versus_self_training(outcome, design, Choice(choice.student, choice.baseline)) == {}
+
+
+def test_decide_names_what_kd_is_compared_with():
+    out = decide(BETTER_DIFFS, FIXED5, other="self-training")
+    assert out["text"].startswith("KD beats self-training by +0.90 points of test macro-F1")
+    out = decide([0.001, -0.001, 0.002, 0.0, -0.002], FIXED5, other="self-training")
+    assert out["text"].startswith("KD and self-training are equivalent within ±0.50 points")

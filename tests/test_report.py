@@ -644,6 +644,33 @@ def test_verdict_says_how_each_was_picked():
     assert "picked by a single seed" in text and "held-out test split (760 examples)" in text
 
 
+def test_verdict_compares_kd_with_self_training():
+    """The self-training pick's confirm numbers and its gaps to the distilled student, judged
+    against the same noise (1 point) as KD vs CE."""
+    kd, ce = Pick("kd1", 0.90, 0.89, seeds=2, mean=0.895, std=0.01), Pick("ce1", 0.85, 0.84)
+    text = _verdict(distilled=kd, baseline=ce, self_training_on=True,
+                    self_training=Pick("st1", 0.87, seeds=2, mean=0.86, std=0.02))
+    assert ("**KD vs self-training.** The self-training student (alpha = 1, CE on the teacher's "
+            "argmax of the transfer rows, no temperature) is trial `st1`, picked by the mean over "
+            "2 seeds from the confirm stage (val macro-F1 0.8600 ± 0.0200).") in text
+    # 0.90 - 0.87 = +3.00 and 0.895 - 0.86 = +3.50 points, both beyond the 1-point noise
+    assert ("On validation the distilled student scores 0.9000 against 0.8700 for self-training, a "
+            "gap of +3.00 points; on validation, mean over the confirm stage's seeds the distilled "
+            "student scores 0.8950 against 0.8600 for self-training, a gap of +3.50 points "
+            "(macro-F1).") in text
+    assert text.count("**the distilled student is ahead**") == 2  # vs CE and vs self-training
+    close = _verdict(distilled=kd, baseline=ce, self_training_on=True,
+                     self_training=Pick("st1", 0.895))
+    assert ("**no difference beyond the noise** between the distilled student and the "
+            "self-training student") in close  # one seed each: the validation gap only (+0.50)
+    ahead = _verdict(distilled=kd, baseline=ce, self_training_on=True,
+                     self_training=Pick("st1", 0.95))
+    assert "**the self-training student is ahead**" in ahead
+    missing = _verdict(distilled=kd, baseline=ce, self_training_on=True, self_training=None)
+    assert "No self-training trial has a usable score" in missing
+    assert "self-training" not in _verdict(distilled=kd, baseline=ce)
+
+
 def test_verdict_fixed_and_no_baseline():
     fixed = _verdict(baseline_mode="fixed", distilled=Pick("kd1", 0.90, 0.89),
                      baseline=Pick("ce0", 0.85, 0.84), anchor=Anchor("ce0", 0.85, 1e-4))

@@ -26,10 +26,12 @@ from kdtune.config.planning import (
     ANCHOR_SEED,
     ARM_CE,
     ARM_KD,
+    ARM_SELF,
     Arm,
     anchor_label,
     is_anchor,
     same_value,
+    study_name,
 )
 from kdtune.config.sections import (
     BASELINES,
@@ -51,10 +53,10 @@ from kdtune.config.sections import (
 from kdtune.errors import ConfigError
 
 __all__ = [
-    "ANCHOR_CE", "ANCHOR_SEED", "ARM_CE", "ARM_KD", "BASELINES", "DISTRIBUTIONS", "EMBEDDED_MODEL",
-    "LOGGERS", "METRICS", "OBJECTIVES", "RUNG_GRACE", "SEARCHABLE", "Arm", "ConfigError",
+    "ANCHOR_CE", "ANCHOR_SEED", "ARM_CE", "ARM_KD", "ARM_SELF", "BASELINES", "DISTRIBUTIONS",
+    "EMBEDDED_MODEL", "LOGGERS", "METRICS", "OBJECTIVES", "RUNG_GRACE", "SEARCHABLE", "Arm", "ConfigError",
     "ConfirmConfig", "DataConfig", "ExperimentConfig", "ParamSpace", "SearchConfig",
     "StudentConfig", "TeacherConfig", "anchor_label", "build_section", "config_from_yaml",
     "is_anchor", "is_hub_id", "load_config", "merge_sections", "parse_config", "read_yaml",
-    "reference_table", "same_value", "set_dotted",
+    "reference_table", "same_value", "set_dotted", "study_name",
 ]

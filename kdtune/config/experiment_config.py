@@ -70,6 +70,7 @@ class ExperimentConfig(ArmPlanning):
             check(self.student.model is None, "space.layers",
                   "searching layers needs a student sliced from the teacher (student.model: null)")
         self._check_teachers()
+        self._check_self_training()
         self._check_rungs()
         if self.search.anchors:
             for point in self.anchor_points():

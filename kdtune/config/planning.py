@@ -1,7 +1,9 @@
 """The arms of a search and their first points: what the strategy plans from the config.
 
 The KD arm searches the whole space; with ``search.baseline: tuned`` a CE-only arm (alpha 1,
-beta 0) searches what is left without the KD-only parameters, with its own share of the trials.
+beta 0) searches what is left without the KD-only parameters, with its own share of the trials;
+with ``search.self_training`` a self-training arm (alpha 1, beta 0, CE on the teacher's argmax of
+the transfer rows) searches the space without alpha, T and beta, with a share of its own.
 Anchors (the CE-only point and the seed report's alpha 0.7 / T 3) run first. Anchor trials are
 labelled in the record by :func:`anchor_label`.
 """
@@ -14,7 +16,16 @@ from typing import Any
 
 from kdtune.config.sections import BASELINE_MIN_TRIALS, ParamSpace
 from kdtune.errors import check
-from kdtune.params import CE_ALPHA, KD_ONLY, SEED_ALPHA, SEED_TEMPERATURE, is_ce_only
+from kdtune.params import (
+    CE_ALPHA,
+    HARD_TARGETS,
+    KD_ONLY,
+    SEED_ALPHA,
+    SEED_TEMPERATURE,
+    SELF_TRAINING_UNUSED,
+    SOFT_TARGETS,
+    is_ce_only,
+)
 from kdtune.strategies import strategy
 
 
@@ -24,7 +35,9 @@ class Arm:
 
     ``kd`` searches the whole space. ``ce``, the tuned CE-only baseline, pins alpha = 1 and
     beta = 0 and searches what is left once the KD-only parameters are removed, with its own
-    TPE study, so the baseline gets tuned like the student.
+    TPE study, so the baseline gets tuned like the student. ``self`` (self-training) pins
+    alpha = 1, beta = 0 and hard transfer targets, and searches the rest but alpha, T and beta
+    (the transfer rows' ratio and weight included), with its own study too.
     """
 
     name: str
@@ -34,7 +47,13 @@ class Arm:
     pinned: tuple[tuple[str, Any], ...] = ()  # values every trial of the arm trains with
 
 
-ARM_KD, ARM_CE = "kd", "ce"
+ARM_KD, ARM_CE, ARM_SELF = "kd", "ce", "self"
+
+
+def study_name(experiment: str, arm: str) -> str:
+    """An arm's Optuna study in ``optuna.db``: the experiment's name for the KD arm,
+    ``<name>-<arm>`` for the others (``<name>-ce``, ``<name>-self``)."""
+    return experiment if arm == ARM_KD else f"{experiment}-{arm}"
 
 
 #: Labels of the anchor trials in the record (trials.csv's ``anchor`` column).
@@ -70,21 +89,27 @@ def anchor_label(hparams: dict[str, Any], anchors: list[dict[str, Any]]) -> str:
 
 
 
+def _share(share: float, num_samples: int) -> int:
+    """An arm's trials: its share of num_samples, at least BASELINE_MIN_TRIALS."""
+    return max(BASELINE_MIN_TRIALS, round(share * num_samples))
+
+
 class ArmPlanning:
     """The planning half of :class:`~kdtune.config.experiment_config.ExperimentConfig`: its
     arms, anchors and the budget check (it reads ``space``, ``search`` and ``train``)."""
 
     def _check_budget(self) -> None:
         arms = self._default_arms()
-        ce = next((a for a in arms if a.name == ARM_CE), None)
         kd = next(a for a in arms if a.name == ARM_KD)
+        others = [a for a in arms if a.name != ARM_KD]
         n = self.search.num_samples
-        if ce is not None:
-            need = ce.num_samples + len(kd.points) + 1
+        if others:
+            need = sum(a.num_samples for a in others) + len(kd.points) + 1
+            held = " and ".join(f"the {a.name} arm ({a.num_samples} trials)" for a in others)
             check(n >= need, "search.num_samples",
-                  f"{n} trials cannot hold the tuned CE-only arm ({ce.num_samples} trials) and "
-                  f"the KD arm ({len(kd.points)} anchor(s) + at least 1 searched trial); use at "
-                  f"least {need}, or search.baseline: fixed")
+                  f"{n} trials cannot hold {held} and the KD arm ({len(kd.points)} anchor(s) + "
+                  f"at least 1 searched trial); use at least {need}, or "
+                  + ("search.self_training: false" if len(others) > 1 else "search.baseline: fixed"))
         else:
             check(n > len(kd.points), "search.num_samples",
                   f"must exceed the {len(kd.points)} anchor trials")
@@ -93,6 +118,31 @@ class ArmPlanning:
     def ce_space(self) -> list[ParamSpace]:
         """What the CE-only arm searches: the space without the KD-only parameters."""
         return [p for p in self.space if p.name not in KD_ONLY]
+
+    @property
+    def self_training_space(self) -> list[ParamSpace]:
+        """What the self-training arm searches: the space without alpha, T and beta (the
+        transfer rows' ratio and weight, and a teacher weight, stay: they change its targets)."""
+        return [p for p in self.space if p.name not in SELF_TRAINING_UNUSED]
+
+    def _check_self_training(self) -> None:
+        """search.self_training needs a transfer set, the tuned CE arm and transfer weight."""
+        if self.train.unlabeled_targets == HARD_TARGETS:
+            check(self.data.unlabeled is not None, "train.unlabeled_targets",
+                  "hard targets are for transfer rows: set data.unlabeled, or use soft")
+        if not self.search.self_training:
+            return
+        check(self.data.unlabeled is not None, "search.self_training",
+              "self-training learns the teacher's labels of a transfer set: set data.unlabeled "
+              "(remainder, a file, or hub:<name>) or self_training: false")
+        check(self.baseline_mode == "tuned", "search.self_training",
+              "the self-training arm runs beside the tuned CE-only arm: set search.baseline: "
+              "tuned with alpha and a non-KD parameter (e.g. learning_rate) in space")
+        weight = next((p for p in self.space if p.name == "unlabeled_weight"), None)
+        check(not weight.contains(0.0) if weight else self.train.unlabeled_weight > 0,
+              "space.unlabeled_weight" if weight else "train.unlabeled_weight",
+              "self-training needs transfer rows with a weight > 0: "
+              + ("keep 0 out of its range" if weight else "set it above 0"))
 
     def _fixed_point(self, space: list[ParamSpace]) -> dict[str, Any]:
         """The fixed training values, expressed over ``space``."""
@@ -138,13 +188,25 @@ class ArmPlanning:
         if mode != "tuned":
             points = ((self.ce_anchor(),) if mode == "fixed" else ()) + (self.seed_anchor(),)
             return [Arm(ARM_KD, tuple(self.space), s.num_samples, points if anchors else ())]
-        n_ce = max(BASELINE_MIN_TRIALS, round(s.baseline_share * s.num_samples))
-        pinned = (("alpha", CE_ALPHA), ("beta", 0.0))
-        ce = Arm(ARM_CE, tuple(self.ce_space), n_ce,
-                 (self.ce_anchor(self.ce_space),) if anchors else (), pinned)
-        kd = Arm(ARM_KD, tuple(self.space), s.num_samples - n_ce,
+        ce = Arm(ARM_CE, tuple(self.ce_space), _share(s.baseline_share, s.num_samples),
+                 (self.ce_anchor(self.ce_space),) if anchors else (), self.ce_pinned())
+        others = [ce, *([self._self_training_arm()] if s.self_training else [])]
+        kd = Arm(ARM_KD, tuple(self.space), s.num_samples - sum(a.num_samples for a in others),
                  (self.seed_anchor(),) if anchors else ())
-        return [kd, ce]
+        return [kd, *others]
+
+    def ce_pinned(self) -> tuple[tuple[str, Any], ...]:
+        """alpha 1, beta 0; with a transfer set also soft transfer targets, so that no CE trial
+        is self-training whatever train.unlabeled_targets says (it never sees transfer rows)."""
+        transfer = (("unlabeled_targets", SOFT_TARGETS),) if self.data.unlabeled else ()
+        return (("alpha", CE_ALPHA), ("beta", 0.0), *transfer)
+
+    def _self_training_arm(self) -> Arm:
+        """Self-training: no anchor (its TPE study starts at random like the others' rest)."""
+        s = self.search
+        pinned = (("alpha", CE_ALPHA), ("beta", 0.0), ("unlabeled_targets", HARD_TARGETS))
+        return Arm(ARM_SELF, tuple(self.self_training_space),
+                   _share(s.self_training_share, s.num_samples), (), pinned)
 
     def anchor_points(self) -> list[dict[str, Any]]:
         """Every anchor of every arm (as the arms' trials see them, pinned values included)."""

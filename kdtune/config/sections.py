@@ -28,7 +28,8 @@ EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 BASELINES = ("tuned", "fixed", "none")
 #: ASHA's default first rung in epochs (set from benchmarks/bench_search.py's replays).
 RUNG_GRACE = 0.5
-#: The tuned CE-only arm gets this share of num_samples by default, and at least this many trials.
+#: The tuned CE-only arm (and the self-training arm) gets this share of num_samples by default,
+#: and at least this many trials.
 BASELINE_SHARE, BASELINE_MIN_TRIALS = 0.25, 3
 
 
@@ -201,6 +202,8 @@ class SearchConfig:
     anchors: bool = True  # also run the CE-only anchor and the seed default (0.7, 3)
     baseline: str = "tuned"  # tuned: a CE-only arm with its own TPE study; fixed; none
     baseline_share: float = BASELINE_SHARE  # the tuned CE arm's share of num_samples
+    self_training: bool = False  # a third arm: CE on the teacher's argmax of the transfer rows
+    self_training_share: float = BASELINE_SHARE  # that arm's share of num_samples
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
     objectives: list[str] | None = None  # multi-objective, e.g. [val_macro_f1, latency_ms]
     f1_tolerance: float = 0.005  # Pareto choice: fastest point within this of the best metric
@@ -228,8 +231,9 @@ class SearchConfig:
         check(self.max_failures >= 0, "search.max_failures", "must be >= 0")
         check(self.baseline in BASELINES, "search.baseline",
               f"must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
-        check(0 < self.baseline_share < 1, "search.baseline_share",
-              f"must be in (0, 1), got {self.baseline_share}")
+        for name in ("baseline_share", "self_training_share"):
+            share = getattr(self, name)
+            check(0 < share < 1, f"search.{name}", f"must be in (0, 1), got {share}")
         for name in self.loggers:
             check(name in LOGGERS, "search.loggers", f"{name!r} is not one of {', '.join(LOGGERS)}")
         if self.objectives is not None:

@@ -1,7 +1,8 @@
 """What the search recommends: the distilled student's config and the baseline it is judged by.
 
-* single seed: the best usable KD trial (alpha < 1) and, for the baseline, the best trial of
-  the tuned CE-only arm (or the CE-only anchor with ``search.baseline: fixed``);
+* single seed: the best usable KD trial (one that distils: ``Trial.distils``) and, for the
+  baseline, the best trial of the tuned CE-only arm (or the CE-only anchor with
+  ``search.baseline: fixed``); with ``search.self_training``, also the best self-training trial;
 * confirmed: the top-k completed trials of each arm re-run with extra seeds (``confirm.csv``)
   and ranked by their mean over the original run and the extra seeds, which tames the winner's
   curse of picking the single-seed best of many trials;
@@ -16,11 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kdtune.config import ANCHOR_CE, ARM_CE, ARM_KD, ExperimentConfig
+from kdtune.config import ANCHOR_CE, ARM_CE, ARM_KD, ARM_SELF, ExperimentConfig
 from kdtune.record import schema as S
-from kdtune.record.trials import ce_only_mask, row_trial, trial_hparams
+from kdtune.record.trials import distils_mask, row_trial, trial_hparams
 
-DISTILLED, BASELINE = "distilled", "baseline"
+DISTILLED, BASELINE, SELF_TRAINING = "distilled", "baseline", "self_training"
+
+
+def pick_arms(cfg: ExperimentConfig) -> list[tuple[str, str]]:
+    """(pick, arm) of each pick this search makes: distilled / kd and baseline / ce, then
+    self_training / self when ``search.self_training`` is on."""
+    return [(DISTILLED, ARM_KD), (BASELINE, ARM_CE),
+            *([(SELF_TRAINING, ARM_SELF)] if cfg.search.self_training else [])]
 
 
 def pareto_mask(frame: pd.DataFrame, objectives: list[str], modes: list[str]) -> np.ndarray:
@@ -65,10 +73,13 @@ def pareto_table(trials: pd.DataFrame, cfg: ExperimentConfig) -> pd.DataFrame | 
 
 
 def arm_pool(trials: pd.DataFrame, cfg: ExperimentConfig, which: str) -> pd.DataFrame:
-    """Usable trials that may be picked as ``distilled`` (KD) or ``baseline`` (CE-only)."""
+    """Usable trials that may be picked as ``distilled`` (KD), ``baseline`` (CE-only) or
+    ``self_training``."""
     ok = usable(trials, cfg)
     if which == DISTILLED:
-        return ok[(ok[S.ARM] != ARM_CE) & ~ce_only_mask(ok, cfg)]
+        return ok[(ok[S.ARM] == ARM_KD) & distils_mask(ok, cfg)]
+    if which == SELF_TRAINING:
+        return ok[ok[S.ARM] == ARM_SELF]
     mode = cfg.baseline_mode
     if mode == "tuned":
         return ok[ok[S.ARM] == ARM_CE]
@@ -80,7 +91,7 @@ def arm_pool(trials: pd.DataFrame, cfg: ExperimentConfig, which: str) -> pd.Data
 def single_seed(trials: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, str | None]:
     """Trial ids of the best KD trial, the baseline and the overall best (one seed each)."""
     picks: dict[str, str | None] = {}
-    for which in (DISTILLED, BASELINE):
+    for which, _ in pick_arms(cfg):
         pool = arm_pool(trials, cfg, which)
         picks[which] = str(pool[S.TRIAL_ID].iloc[0]) if len(pool) else None
     ok = usable(trials, cfg)
@@ -91,7 +102,7 @@ def single_seed(trials: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, str | 
         chosen = front.loc[choose(front, S.best(cfg.search.metric), cfg.search.mode, cols[1],
                                   cfg.search.f1_tolerance)]
         picks["best"] = str(chosen[S.TRIAL_ID])
-        if not row_trial(front.loc[chosen.name], cfg).ce_only:
+        if row_trial(front.loc[chosen.name], cfg).distils:
             picks[DISTILLED] = str(chosen[S.TRIAL_ID])
     return picks
 
@@ -101,7 +112,7 @@ def confirm_candidates(trials: pd.DataFrame, cfg: ExperimentConfig) -> list[tupl
     run counts as one seed of the mean)."""
     k = cfg.search.confirm.top_k
     out = []
-    for which, arm in ((DISTILLED, ARM_KD), (BASELINE, ARM_CE)):
+    for which, arm in pick_arms(cfg):
         pool = arm_pool(trials, cfg, which)
         pool = pool[pool[S.STATUS] == S.COMPLETED].head(k)
         out += [(str(t), arm) for t in pool[S.TRIAL_ID]]
@@ -146,15 +157,15 @@ def picks(trials: pd.DataFrame, cfg: ExperimentConfig,
     if ranking is not None and len(ranking) and (ranking["seeds"] > 1).any():
         out["method"] = "mean over seeds (confirm stage)"
         out["ranking"] = ranking.to_dict("records")
-        for which, arm in ((DISTILLED, ARM_KD), (BASELINE, ARM_CE)):
+        for which, arm in pick_arms(cfg):
             arm_rows = ranking[ranking[S.ARM] == arm]
             if len(arm_rows) and not cfg.search.objectives:
                 chosen[which] = str(arm_rows.sort_values("multi_seed_rank")[S.TRIAL_ID].iloc[0])
         if not cfg.search.objectives and chosen[DISTILLED] is not None:
             out["best"] = chosen[DISTILLED]
-    out["changed"] = {w: chosen[w] != single[w] for w in (DISTILLED, BASELINE)}
+    out["changed"] = {w: chosen[w] != single[w] for w, _ in pick_arms(cfg)}
     by_id = trials.set_index(S.TRIAL_ID, drop=False) if len(trials) else None
-    for which in (DISTILLED, BASELINE):
+    for which, _ in pick_arms(cfg):
         tid = chosen[which]
         out[which] = None if tid is None else _pick_entry(by_id.loc[tid], cfg, ranking)
     return out

@@ -187,9 +187,10 @@ def trial_hparams(row: pd.Series | dict[str, Any], cfg: ExperimentConfig) -> dic
     return row_trial(row, cfg).values
 
 
-def ce_only_mask(frame: pd.DataFrame, cfg: ExperimentConfig) -> pd.Series:
-    """Per row: whether that trial trained without any teacher signal (``Trial.ce_only``)."""
-    return pd.Series([row_trial(r, cfg).ce_only for _, r in frame.iterrows()], index=frame.index,
+def distils_mask(frame: pd.DataFrame, cfg: ExperimentConfig) -> pd.Series:
+    """Per row: whether that trial trained on the teacher's soft targets (``Trial.distils``:
+    neither CE-only nor self-training)."""
+    return pd.Series([row_trial(r, cfg).distils for _, r in frame.iterrows()], index=frame.index,
                      dtype=bool)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from kdtune.config import ARM_CE
+from kdtune.config import ARM_CE, ARM_SELF
 from kdtune.record import Experiment
 from kdtune.record import schema as S
 from kdtune.report.plots import STATUS_COLOURS, pyplot, save, trained
@@ -37,8 +37,11 @@ def full_val_mask(rows: pd.DataFrame) -> pd.Series:
 
 
 def _label(exp: Experiment, r: pd.Series) -> str:
+    lr = float(exp.param_value(r, "learning_rate"))
     if r.get(S.ARM) == ARM_CE:
-        text = f"{r[S.TRIAL_ID]} (CE only, lr {float(exp.param_value(r, 'learning_rate')):.1e})"
+        text = f"{r[S.TRIAL_ID]} (CE only, lr {lr:.1e})"
+    elif r.get(S.ARM) == ARM_SELF:
+        text = f"{r[S.TRIAL_ID]} (self-training, lr {lr:.1e})"
     else:
         text = (f"{r[S.TRIAL_ID]} (alpha {float(exp.param_value(r, 'alpha')):.2f}, "
                 f"T {float(exp.param_value(r, 'temperature')):.1f})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kdtune.config import ARM_CE, ARM_KD, Arm
+from kdtune.config import ARM_CE, ARM_KD, ARM_SELF, Arm
 from kdtune.formatting import num
 from kdtune.record import STATE_FINISHED, STATE_RUNNING, Experiment
 from kdtune.record import schema as S
@@ -15,7 +15,8 @@ BASELINE_MODES = {
     "none": "none (no CE-only reference: this search cannot compare distillation with plain "
             "fine-tuning)",
 }
-ARM_ROLES = {ARM_KD: "distillation", ARM_CE: "the tuned CE-only baseline, alpha = 1"}
+ARM_ROLES = {ARM_KD: "distillation", ARM_CE: "the tuned CE-only baseline, alpha = 1",
+             ARM_SELF: "self-training, alpha = 1 and CE on the teacher's argmax of the transfer rows"}
 
 
 def facts(exp: Experiment) -> list[str]:

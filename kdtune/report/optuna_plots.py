@@ -1,8 +1,9 @@
 """Optuna's optimisation history and parameter importances of each arm's TPE study.
 
 ``optuna.db`` holds the KD arm's study (named after the experiment) and, with a tuned baseline,
-the CE-only arm's (``<name>-ce``). A multi-objective study (``search.objectives``) is plotted on
-its first objective, the quality metric; the trade-off itself is the Pareto front section.
+the CE-only arm's (``<name>-ce``), with self-training that arm's (``<name>-self``). A
+multi-objective study (``search.objectives``) is plotted on its first objective, the quality
+metric; the trade-off itself is the Pareto front section.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kdtune.config import ARM_CE, ARM_SELF, study_name
 from kdtune.record import Experiment
 from kdtune.report.outputs import Outputs
 from kdtune.report.plots import pyplot, save
 from kdtune.report.tables import metric_words
 
-CE_SUFFIX = "-ce"
+#: (title, file prefix) of the other arms' studies, each plotted when optuna.db holds it.
+OTHER_STUDIES = {ARM_CE: ("CE-only arm (the tuned baseline)", "optuna_ce"),
+                 ARM_SELF: ("self-training arm", "optuna_self")}
 PlotResult = tuple[Path | None, str]  # (the PNG, or None; a note for the reader)
 
 
@@ -31,7 +35,7 @@ class StudyPlots:
 
 
 def _study_names(exp: Experiment, storage: str) -> list[tuple[str, str, str]]:
-    """(study name, title, file prefix) of the KD study and, when present, the CE study."""
+    """(study name, title, file prefix) of the KD study and, when present, the other arms'."""
     import optuna
 
     names = optuna.get_all_study_names(storage)
@@ -39,8 +43,9 @@ def _study_names(exp: Experiment, storage: str) -> list[tuple[str, str, str]]:
     if kd is None:
         raise ValueError(f"no study named {exp.cfg.name!r} in optuna.db (found {names})")
     out = [(kd, "KD arm", "optuna")]
-    if f"{exp.cfg.name}{CE_SUFFIX}" in names:
-        out.append((f"{exp.cfg.name}{CE_SUFFIX}", "CE-only arm (the tuned baseline)", "optuna_ce"))
+    for arm, (title, prefix) in OTHER_STUDIES.items():
+        if study_name(exp.cfg.name, arm) in names:
+            out.append((study_name(exp.cfg.name, arm), title, prefix))
     return out
 
 

@@ -15,7 +15,7 @@ from kdtune.formatting import float_or_none, int_or_none, pm
 from kdtune.record import Experiment
 from kdtune.record import record as R
 from kdtune.record import schema as S
-from kdtune.record.picks import BASELINE, DISTILLED
+from kdtune.record.picks import BASELINE, DISTILLED, SELF_TRAINING
 from kdtune.report.document import Doc
 from kdtune.report.outputs import Outputs
 
@@ -45,7 +45,7 @@ def ranking_table(picks: dict[str, Any]) -> pd.DataFrame:
 def pick_changes(picks: dict[str, Any]) -> list[str]:
     """Whether the multi-seed ranking changed each pick."""
     single, changed, out = picks.get("single_seed") or {}, picks.get("changed") or {}, []
-    for which in (DISTILLED, BASELINE):
+    for which in (DISTILLED, BASELINE, SELF_TRAINING):
         now = (picks.get(which) or {}).get(S.TRIAL_ID)
         if now is None:
             continue

@@ -7,7 +7,6 @@ from typing import Any
 import pandas as pd
 
 from kdtune.formatting import float_or_none, int_or_none, is_missing
-from kdtune.params import KD_ONLY
 from kdtune.record import Experiment
 from kdtune.record import schema as S
 from kdtune.record.summary_page import MODEL_ORDER
@@ -73,10 +72,10 @@ def leaderboard(exp: Experiment, top: int) -> pd.DataFrame:
 
 
 def param_cells(exp: Experiment, row: pd.Series) -> dict[str, Any]:
-    """The trial's value of each shown parameter; KD-only ones are blank at alpha = 1 (CE only)."""
-    ce = row_trial(row, exp.cfg).ce_only
-    return {p: None if ce and p in KD_ONLY and p != "alpha" else _cell(exp.param_value(row, p))
-            for p in shown_params(exp)}
+    """The trial's value of each shown parameter; those it ignores are blank (``Trial.no_effect``:
+    the KD-only ones at CE only, T and beta in self-training)."""
+    unused = row_trial(row, exp.cfg).no_effect
+    return {p: None if p in unused else _cell(exp.param_value(row, p)) for p in shown_params(exp)}
 
 
 def _cell(v: Any) -> Any:

@@ -5,7 +5,9 @@ judges each gap against the noise of the search (the confirm runs' seed spread, 
 spread of the top trials' best scores): a gap no larger than the noise is "within the noise".
 With a tuned CE-only arm the baseline is that arm's best trial, so a gain that came from
 tuning alone (say the learning rate) is not credited to distillation; the untuned CE anchor is
-then compared with the tuned baseline to show what tuning alone gained.
+then compared with the tuned baseline to show what tuning alone gained. With a self-training arm
+its pick is compared with the distilled student the same way (gaps against the same noise), which
+says whether the teacher's soft targets matter or only the extra text.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class VerdictInput:
     teacher_test: float | None = None
     n_test: int | None = None
     command: str = "python -m kdtune.retrain <experiment>"
+    self_training: Pick | None = None  # the self-training arm's pick (search.self_training)
+    self_training_on: bool = False  # the search has a self-training arm
 
 
 def provisional_verdict(v: VerdictInput) -> list[str]:
@@ -73,6 +77,8 @@ def provisional_verdict(v: VerdictInput) -> list[str]:
     else:
         paras.append(_picks(v))
         paras.append(_gaps(v))
+    if v.self_training_on and v.distilled is not None:
+        paras.append(_versus_self_training(v))
     tuning = _tuning_gain(v)
     if tuning:
         paras.append(tuning)
@@ -102,44 +108,76 @@ def _picks(v: VerdictInput) -> str:
     return text
 
 
-def _split_gaps(v: VerdictInput) -> list[tuple[str, float, float]]:
-    """(split name, student score, baseline score) for each split both have."""
-    d, b = v.distilled, v.baseline
+def _split_gaps(v: VerdictInput, other: Pick, means: bool = False) -> list[tuple[str, float, float]]:
+    """(split name, student score, ``other``'s score) for each split both have; with ``means``
+    also the validation mean over the confirm stage's seeds when both were confirmed."""
+    d = v.distilled
     out = []
-    if d.test is not None and b.test is not None:
+    if d.test is not None and other.test is not None:
         n = f" ({v.n_test} examples)" if v.n_test else ""
-        out.append((f"the held-out test split{n}", d.test, b.test))
-    if d.val is not None and b.val is not None:
-        out.append(("validation", d.val, b.val))
+        out.append((f"the held-out test split{n}", d.test, other.test))
+    if d.val is not None and other.val is not None:
+        out.append(("validation", d.val, other.val))
+    if means and d.seeds > 1 and other.seeds > 1 and None not in (d.mean, other.mean):
+        out.append(("validation, mean over the confirm stage's seeds", d.mean, other.mean))
     return out
 
 
+def _gap_sentences(gaps: list[tuple[str, float, float]], other: str, metric: str) -> str:
+    text = "; ".join(f"on {name} the distilled student scores {s:.4f} against {b:.4f} for "
+                     f"{other}, a gap of {points(s - b)} points" for name, s, b in gaps)
+    return text[0].upper() + text[1:] + f" ({metric})."
+
+
+def _against_noise(gaps: list[tuple[str, float, float]], noise: Noise | None, other: str) -> str:
+    """The noise and the judgement of the gaps against it ("" and a warning without noise)."""
+    if noise is None:
+        return (" There is no estimate of the noise (fewer than 2 scored trials and no "
+                "confirm runs), so the gap cannot be judged.")
+    return (f" The noise to compare with is {noise.source}: {100 * noise.value:.2f} points. "
+            + _judge([s - b for _, s, b in gaps], noise.value, other))
+
+
 def _gaps(v: VerdictInput) -> str:
-    gaps = _split_gaps(v)
+    gaps = _split_gaps(v, v.baseline)
     if not gaps:
         return "The picks have no scores to compare yet."
-    text = "; ".join(f"on {name} the distilled student scores {s:.4f} against {b:.4f} for the "
-                     f"baseline, a gap of {points(s - b)} points" for name, s, b in gaps)
-    text = text[0].upper() + text[1:] + f" ({v.metric})."
+    text = _gap_sentences(gaps, "the baseline", v.metric)
     if v.distilled.test is None:
         text += " Test-split numbers come when the search finishes."
     if v.teacher_test is not None and v.distilled.test is not None:
         text += (f" Against the teacher the student is {points(v.distilled.test - v.teacher_test)} "
                  "points on test.")
-    if v.noise is None:
-        return text + (" There is no estimate of the noise (fewer than 2 scored trials and no "
-                       "confirm runs), so the gap cannot be judged.")
-    text += f" The noise to compare with is {v.noise.source}: {100 * v.noise.value:.2f} points."
-    return text + " " + _judge([s - b for _, s, b in gaps], v.noise.value)
+    return text + _against_noise(gaps, v.noise, "the CE-only baseline")
 
 
-def _judge(diffs: list[float], noise: float) -> str:
+def _versus_self_training(v: VerdictInput) -> str:
+    """KD against self-training (CE on the teacher's argmax of the transfer rows): whether the
+    soft targets matter or only the extra text, judged against the same noise as KD vs CE."""
+    s, head = v.self_training, "**KD vs self-training.**"
+    if s is None:
+        return (f"{head} No self-training trial has a usable score, so this search cannot say "
+                "whether the teacher's soft targets matter or only the extra text.")
+    text = (f"{head} The self-training student (alpha = 1, CE on the teacher's argmax of the "
+            f"transfer rows, no temperature) is trial `{s.trial_id}`, picked by "
+            f"{_how(s, v.metric)}.")
+    gaps = _split_gaps(v, s, means=True)
+    if not gaps:
+        return text + " The two picks have no scores to compare yet."
+    text += " " + _gap_sentences(gaps, "self-training", v.metric)
+    text += _against_noise(gaps, v.noise, "the self-training student")
+    return text + (" A distilled student ahead of self-training says the soft targets add to "
+                   "what the extra text gives; no difference says the extra text does the work.")
+
+
+def _judge(diffs: list[float], noise: float, other: str = "the CE-only baseline") -> str:
+    """The gaps (distilled minus ``other``) against the noise, in one sentence."""
     beyond = [abs(d) > noise for d in diffs]
     if not any(beyond):
         return ("Every gap is within the noise (|gap| <= spread): **no difference beyond the "
-                "noise** between the distilled student and the CE-only baseline.")
+                f"noise** between the distilled student and {other}.")
     if all(beyond) and (all(d > 0 for d in diffs) or all(d < 0 for d in diffs)):
-        who = "the distilled student" if diffs[0] > 0 else "the CE-only baseline"
+        who = "the distilled student" if diffs[0] > 0 else other
         return (f"Every gap exceeds the noise in the same direction: **{who} is ahead** beyond the "
                 "noise of this search (re-training over seeds confirms or refutes it).")
     return ("Only some gaps exceed the noise, or they disagree in sign: weak evidence, **no "

@@ -13,10 +13,9 @@ import pandas as pd
 
 from kdtune.config import ANCHOR_CE, ARM_CE
 from kdtune.formatting import float_or_none, int_or_none, num
-from kdtune.params import KD_ONLY
 from kdtune.record import STATE_FINISHED, STATE_RUNNING, Experiment
 from kdtune.record import schema as S
-from kdtune.record.picks import BASELINE, DISTILLED, single_seed, usable
+from kdtune.record.picks import BASELINE, DISTILLED, SELF_TRAINING, pick_arms, single_seed, usable
 from kdtune.record.trials import row_trial
 from kdtune.report.tables import metric_words, models, shown_params
 from kdtune.report.teacher_check import TeacherNumbers, teacher_warning
@@ -51,15 +50,16 @@ def row_of(exp: Experiment, trial_id: str | None) -> pd.Series | None:
 
 
 def pick_ids(exp: Experiment) -> dict[str, str | None]:
-    """Trial ids of the distilled and baseline picks (and the recommended ``best``)."""
+    """Trial ids of the distilled, baseline (and self-training) picks and the recommended
+    ``best``."""
+    which = [w for w, _ in pick_arms(exp.cfg)]
     if exp.picks is not None or exp.evaluation is not None:
         ev = (exp.evaluation or {}).get("picks") or {}
-        out = {w: ((exp.picks or {}).get(w) or {}).get(S.TRIAL_ID) or ev.get(w)
-               for w in (DISTILLED, BASELINE)}
+        out = {w: ((exp.picks or {}).get(w) or {}).get(S.TRIAL_ID) or ev.get(w) for w in which}
         out["best"] = (exp.picks or {}).get("best") or ev.get("best") or out[DISTILLED]
         return out
     if exp.score not in exp.trials:
-        return {DISTILLED: None, BASELINE: None, "best": None}
+        return {**dict.fromkeys(which), "best": None}
     so_far = exp.trials[exp.trials[S.STATUS].isin(SCORED)].copy()  # running trials count too
     so_far[S.STATUS] = S.STOPPED
     return single_seed(so_far, exp.cfg)
@@ -106,7 +106,9 @@ def verdict_input(exp: Experiment, top: int) -> VerdictInput:
                         make_pick(exp, BASELINE, ids.get(BASELINE)), noise(exp, top),
                         ce_anchor(exp), " and ".join(tuned) or "settings",
                         teacher["test"][key] if teacher else None, n_test,
-                        f"python -m kdtune.retrain {exp.root}")
+                        f"python -m kdtune.retrain {exp.root}",
+                        make_pick(exp, SELF_TRAINING, ids.get(SELF_TRAINING)),
+                        exp.cfg.search.self_training)
 
 
 def teacher_numbers(exp: Experiment, spread: Noise | None) -> TeacherNumbers:
@@ -153,8 +155,9 @@ def recommended(exp: Experiment, trial_id: str | None) -> str:
     row = row_of(exp, trial_id)
     if row is None or float_or_none(row.get(exp.score)) is None:
         return ""
-    ce = row.get(S.ARM) == ARM_CE or row_trial(row, exp.cfg).ce_only
-    params = [p for p in shown_params(exp) if not (ce and p in KD_ONLY and p != "alpha")]
+    trial = row_trial(row, exp.cfg)
+    ce = row.get(S.ARM) == ARM_CE or trial.ce_only
+    params = [p for p in shown_params(exp) if p not in trial.no_effect]
     parts = [f"{p} = {num(exp.param_value(row, p))}" for p in params]
     anchor = f", the {row[S.ANCHOR]} anchor" if row.get(S.ANCHOR) else ""
     at = float_or_none(row.get(S.BEST_PROGRESS))

@@ -1,4 +1,5 @@
-"""Which two configurations to re-train: the recommended KD student and the tuned CE baseline.
+"""Which configurations to re-train: the recommended KD student and the tuned CE baseline, and
+the self-training pick when the search had that arm.
 
 Both come from the record's ``picks.json`` (each at its own hyperparameters: the baseline is
 the best trial of the tuned CE-only arm, or the CE anchor with ``search.baseline: fixed``);
@@ -19,7 +20,7 @@ from kdtune.errors import ConfigError
 from kdtune.params import CE_ALPHA, Trial, validate_hparams
 from kdtune.record import record as R
 from kdtune.record import schema as S
-from kdtune.record.picks import BASELINE, DISTILLED
+from kdtune.record.picks import BASELINE, DISTILLED, SELF_TRAINING
 from kdtune.record.record import Record
 from kdtune.record.trials import trial_hparams
 
@@ -46,6 +47,7 @@ class Pick:
 class Choice:
     student: Pick
     baseline: Pick
+    self_training: Pick | None = None  # picks.json's self-training pick, compared second
 
 
 def _ids(frame: pd.DataFrame, limit: int = 8) -> str:
@@ -110,6 +112,8 @@ def choose(record: Record, cfg: ExperimentConfig, trial: str | None = None,
     if baseline is None:  # no CE arm and no CE anchor: CE at the student's own hparams
         baseline = Pick(None, "derived: CE-only at the student's hyperparameters (the search had no "
                         "CE-only trial)", {**student.hparams, "alpha": CE_ALPHA, "beta": 0.0})
-    for name, pick in (("student", student), ("baseline", baseline)):
-        validate_hparams(pick.hparams, name)
-    return Choice(student, baseline)
+    self_training = _picked(picks, SELF_TRAINING) if picks else None
+    for name, pick in (("student", student), ("baseline", baseline), ("self_training", self_training)):
+        if pick is not None:
+            validate_hparams(pick.hparams, name)
+    return Choice(student, baseline, self_training)

@@ -81,6 +81,9 @@ def print_report(report: RetrainReport) -> None:
         print(f"  reproduction: val macro-F1 {rep['retrained_val_macro_f1']:.4f} vs "
               f"{rep['trial_val_macro_f1']:.4f} recorded ({100 * rep['difference']:+.2f} points)")
     print(f"  decision: {report.verdict['kind']}. {report.verdict['text']}")
+    if report.versus_self_training:
+        print(f"  KD vs self-training: {report.versus_self_training['kind']}. "
+              f"{report.versus_self_training['text']}")
     print(f"  ship: {report.ship['model']} ({report.ship['reason']}): {report.model['dir']}")
     print(f"  results: {report.experiment}/{R.RETRAIN}")
 

@@ -117,11 +117,12 @@ def _pvalues(mean: float, se: float, n: int, margin: float) -> tuple[float, floa
 
 
 def decide(differences: list[float], design: Design, look: int | None = None,
-           final: bool = True) -> dict[str, Any]:
+           final: bool = True, other: str = "tuned CE") -> dict[str, Any]:
     """The decision at ``look`` (index into ``design.looks``; default the last one reached).
 
     Numbers are macro-F1 units (0.0066); the text prints points. ``final`` False marks an
-    interim look (an inconclusive result there means "add seeds", not the answer).
+    interim look (an inconclusive result there means "add seeds", not the answer). ``other``
+    names what KD is compared with in the text (``tuned CE``, or ``self-training``).
     """
     d = np.asarray(differences, dtype=np.float64)
     n = len(d)
@@ -146,9 +147,9 @@ def decide(differences: list[float], design: Design, look: int | None = None,
     kind = KINDS[int(classify(np.array(mean), np.array(sd), n, c, e, design.margin))]
     out["kind"] = kind
     if sd == 0:
-        return _zero_variance(out, mean, n, design.margin)
+        return _zero_variance(out, mean, n, design.margin, other)
     _fill_numbers(out, mean, sd, n, c, e, design)
-    out["text"] = _statement(out, design, final)
+    out["text"] = _statement(out, design, final, other)
     return out
 
 
@@ -184,7 +185,7 @@ def _levels(out: dict[str, Any], design: Design) -> tuple[str, str, str]:
             f", look {out['look']} of at most {out['looks']} ({name} alpha spending)")
 
 
-def _statement(out: dict[str, Any], design: Design, final: bool) -> str:
+def _statement(out: dict[str, Any], design: Design, final: bool, other: str) -> str:
     n, mean, margin = out["n"], out["mean_difference"], design.margin
     sup_name, eq_name, look = _levels(out, design)
     seeds = f"{n} fresh seeds{look}"
@@ -196,14 +197,14 @@ def _statement(out: dict[str, Any], design: Design, final: bool) -> str:
     m = points(margin, sign=False)
     kind = out["kind"]
     if kind in ("kd_better", "kd_worse"):
-        verb = "KD beats tuned CE by" if kind == "kd_better" else "KD is worse than tuned CE by"
+        verb = f"KD beats {other} by" if kind == "kd_better" else f"KD is worse than {other} by"
         text = f"{verb} {points(mean)} points of test macro-F1 (mean over {seeds}, {sup})."
         if out["within_margin"]:
             text += (f" The difference is real but inside the ±{m}-point equivalence margin "
                      f"({eq}): negligible by the margin you set.")
         return text
     if kind == "equivalent":
-        return (f"KD and tuned CE are equivalent within ±{m} points of test macro-F1: the mean "
+        return (f"KD and {other} are equivalent within ±{m} points of test macro-F1: the mean "
                 f"difference is {points(mean)} points over {seeds} ({eq}, inside the margin; "
                 f"{sup}).")
     return _inconclusive(out, seeds, sup, eq, m, final)
@@ -232,7 +233,8 @@ def _inconclusive(out: dict[str, Any], seeds: str, sup: str, eq: str, m: str, fi
     return text
 
 
-def _zero_variance(out: dict[str, Any], mean: float, n: int, margin: float) -> dict[str, Any]:
+def _zero_variance(out: dict[str, Any], mean: float, n: int, margin: float,
+                   other: str) -> dict[str, Any]:
     out["zero_variance"] = True
     out["ci_low"] = out["ci_high"] = out["equivalence_ci_low"] = out["equivalence_ci_high"] = mean
     out["within_margin"] = abs(mean) < margin
@@ -240,7 +242,7 @@ def _zero_variance(out: dict[str, Any], mean: float, n: int, margin: float) -> d
     if mean == 0:
         lead = f"The two models scored identically on all {n} seeds (difference 0 on every seed)"
     else:
-        lead = (f"KD differs from tuned CE by exactly {points(mean)} points of test macro-F1 on "
+        lead = (f"KD differs from {other} by exactly {points(mean)} points of test macro-F1 on "
                 f"every one of {n} seeds")
     verdict = {"equivalent": f"equivalent within ±{m} points",
                "kd_better": f"KD better, by more than the ±{m}-point margin",

@@ -38,6 +38,11 @@ class RetrainReport:
     ship: dict[str, Any] = field(default_factory=dict)  # the model to ship and why
     model: dict[str, Any] = field(default_factory=dict)  # the shipped one of ``models``
     seconds: float = 0.0
+    # With a self-training pick: its trial, hparams as re-trained, and KD vs self-training on the
+    # same seeds (kdtune.retrain.decision.decide; it never drives the stopping)
+    self_training: dict[str, Any] = field(default_factory=dict)
+    self_training_config: dict[str, Any] = field(default_factory=dict)
+    versus_self_training: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

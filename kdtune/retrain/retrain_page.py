@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kdtune.formatting import fmt_p, interval, md_table, metric_title, num, pm, points
-from kdtune.params import KD_ONLY, Trial
+from kdtune.params import Trial
 from kdtune.retrain.report import RetrainReport
 from kdtune.retrain.runs import metric_columns
 
@@ -21,11 +21,10 @@ TRANSFER_KEYS = ("unlabeled_ratio", "unlabeled_weight", "unlabeled_targets")
 
 def _model_line(label: str, pick: dict[str, Any], config: dict[str, Any],
                 transfer: bool = False) -> str:
-    """The pick and the values it trained with; a CE-only one without the KD-only values (they
-    had no effect), the transfer-set values where there was a transfer set."""
+    """The pick and the values it trained with, without those it ignored (``Trial.no_effect``),
+    the transfer-set values where there was a transfer set."""
     keys = [*HP_KEYS, *OPTIONAL_KEYS, *(TRANSFER_KEYS if transfer else ())]
-    if Trial(config).ce_only:
-        keys = [k for k in keys if k == "alpha" or k not in KD_ONLY + TRANSFER_KEYS]
+    keys = [k for k in keys if k not in Trial(config).no_effect]
     hp = ", ".join(f"{k} = {_value(config[k])}" for k in keys if config.get(k) is not None)
     trial = f"trial `{pick['trial_id']}`" if pick["trial_id"] else "no trial"
     anchor = f", {pick['anchor']}" if pick.get("anchor") else ""
@@ -39,10 +38,13 @@ def _value(v: Any) -> str:
 def _header(report: RetrainReport) -> list[str]:
     data = report.data
     transfer = bool(data.get("transfer"))
+    third = ([_model_line("Self-training", report.self_training, report.self_training_config,
+                          transfer)] if report.self_training else [])
     return [f"# kdtune retrain of `{report.experiment_name}`", "",
             _model_line("KD student", report.student, report.config, transfer),
             _model_line("CE-only baseline", report.baseline, report.baseline_config, transfer),
-            f"- seeds: {', '.join(map(str, report.seeds))} (the same for both), all fresh: the "
+            *third,
+            f"- seeds: {', '.join(map(str, report.seeds))} (the same for every model), all fresh: the "
             f"search and its confirm stage trained with seeds "
             f"{', '.join(map(str, report.search_seeds)) or 'none'}, none of which is re-used; "
             f"each run keeps its best full-validation evaluation by {report.selection_metric}; "
@@ -129,6 +131,26 @@ def render_summary(report: RetrainReport, label_names: list[str]) -> str:
              "## Per seed", "",
              md_table(["model", "seed", "diverged", "best at epoch", "val macro-F1", "val accuracy",
                        "test macro-F1", "test accuracy"], per_seed), "",
-             *_tests_table(report.comparison), *_reproduction(report.reproduction),
-             *_ship(report)]
+             *_tests_table(report.comparison), *_versus_self_training(report, label_names),
+             *_reproduction(report.reproduction), *_ship(report)]
     return "\n".join(lines)
+
+
+def _versus_self_training(report: RetrainReport, label_names: list[str]) -> list[str]:
+    """The second comparison: KD student vs self-training on the same seeds."""
+    v = report.versus_self_training
+    if not v:
+        return []
+    lines = ["## KD vs self-training (the same seeds)", "",
+             "Self-training is CE on the labelled rows and on the teacher's argmax of the transfer "
+             "rows (no soft targets): this comparison says whether the soft targets matter or only "
+             "the extra text. The seeds and the stopping are the KD-vs-CE question's: this "
+             "decision is read at the look where that one stopped, with that look's levels, and "
+             "never stops or extends the seeds itself.", "", v["text"], ""]
+    s = report.summary
+    if "difference_self_training" in s:
+        rows = [[metric_title(c), pm(s["student"][c]), pm(s["self_training"][c]),
+                 pm(s["difference_self_training"][c])]
+                for c in metric_columns(label_names)[:2] if c in s["self_training"]]
+        lines += [md_table(["metric", "KD student", "self-training", "difference (paired)"], rows), ""]
+    return lines

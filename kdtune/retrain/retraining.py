@@ -7,7 +7,10 @@ available slots (:mod:`kdtune.retrain.pool`); decides (:mod:`kdtune.retrain.deci
 both models' best seeds with the one to ship named (:mod:`kdtune.retrain.ship`), and writes
 ``retrain/``: ``retrain.json``, ``per_seed.csv``, ``summary.md``, ``model/`` and
 ``alternative/``. Checking that the search trial reproduces is its own run, outside the
-verdict's seeds (``check_reproduction``).
+verdict's seeds (``check_reproduction``). With a self-training pick (``search.self_training``) it
+trains on the same seeds too and a second paired decision, KD vs self-training, is read at the
+look where the KD-vs-CE one stopped (:func:`versus_self_training`); the model to ship is still
+chosen between the KD student and the CE baseline.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import pandas as pd
 from kdtune.config import ExperimentConfig
 from kdtune.params import EXECUTION, Trial
 from kdtune.record import record as R
+from kdtune.record.picks import SELF_TRAINING
 from kdtune.record.record import Record
 from kdtune.retrain.choose import Choice
-from kdtune.retrain.decision import kd_is_ce, vote_sentence
+from kdtune.retrain.decision import decide, kd_is_ce, vote_sentence
 from kdtune.retrain.pool import Job, RunPool
 from kdtune.retrain.report import RetrainReport
 from kdtune.retrain.rounds import MODELS, Outcome, run_rounds
@@ -40,19 +44,50 @@ log = logging.getLogger("kdtune.retrain")
 
 def summarise(runs: dict[str, list[Run]], names: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """per_seed.csv and mean ± std (ddof 1) of every metric, with the paired differences
-    (over the seeds where neither model diverged)."""
-    frame = pd.DataFrame([r.row(names) for model in MODELS for r in runs[model]])
-    ok = [not (s.diverged or b.diverged) for s, b in zip(runs["student"], runs["baseline"], strict=True)]
-    summary: dict[str, dict[str, Any]] = {"student": {}, "baseline": {}, "difference": {}}
+    (over the seeds where neither model diverged); with a self-training model also its own and
+    the student's difference from it (``self_training``, ``difference_self_training``)."""
+    frame = pd.DataFrame([r.row(names) for model in runs for r in runs[model]])
+    summary = _paired_summary(frame, runs, "baseline", names)
+    if SELF_TRAINING in runs:
+        second = _paired_summary(frame, runs, SELF_TRAINING, names)
+        summary[SELF_TRAINING] = second[SELF_TRAINING]
+        summary["difference_self_training"] = second["difference"]
+    return frame, summary
+
+
+def _paired_summary(frame: pd.DataFrame, runs: dict[str, list[Run]], other: str,
+                    names: list[str]) -> dict[str, dict[str, Any]]:
+    """The student and ``other``: mean ± std per metric and of their per-seed differences."""
+    ok = [not (s.diverged or o.diverged) for s, o in zip(runs["student"], runs[other], strict=True)]
+    summary: dict[str, dict[str, Any]] = {"student": {}, other: {}, "difference": {}}
     for col in metric_columns(names):
         s_vals = [v for v, k in zip(frame.loc[frame["model"] == "student", col], ok, strict=True) if k]
-        b_vals = [v for v, k in zip(frame.loc[frame["model"] == "baseline", col], ok, strict=True) if k]
+        o_vals = [v for v, k in zip(frame.loc[frame["model"] == other, col], ok, strict=True) if k]
         if not s_vals:
             continue
         summary["student"][col] = mean_std(s_vals)
-        summary["baseline"][col] = mean_std(b_vals)
-        summary["difference"][col] = mean_std([s - b for s, b in zip(s_vals, b_vals, strict=True)])
-    return frame, summary
+        summary[other][col] = mean_std(o_vals)
+        summary["difference"][col] = mean_std([s - o for s, o in zip(s_vals, o_vals, strict=True)])
+    return summary
+
+
+def versus_self_training(outcome: Outcome, design: Design, choice: Choice) -> dict[str, Any]:
+    """KD vs self-training on the same fresh seeds: the four-way decision of
+    :func:`~kdtune.retrain.decision.decide` at the look where the KD-vs-CE question stopped
+    (that question alone drives the stopping; a look's repeated CI holds at any look)."""
+    if choice.self_training is None:
+        return {}
+    if choice.student.is_ce:
+        return {"kind": None, "text": "Not compared: the chosen configuration is CE-only, so there "
+                "is no KD student to set against self-training."}
+    student, other = outcome.paired(other=SELF_TRAINING)
+    out = decide([s - o for s, o in zip(student, other, strict=True)], design,
+                 look=len(outcome.looks) - 1, other="self-training")
+    out["failures"] = outcome.failures()[SELF_TRAINING]
+    if out["failures"]:
+        out["text"] += (f" Self-training diverged on seed(s) {', '.join(map(str, out['failures']))}:"
+                        " those seeds are left out of this comparison.")
+    return out
 
 
 def compare(outcome: Outcome, labels: np.ndarray, num_classes: int, n_resamples: int,
@@ -83,7 +118,7 @@ def compare(outcome: Outcome, labels: np.ndarray, num_classes: int, n_resamples:
 
 def _failure_sentence(failures: dict[str, list[int]], n: int) -> str:
     parts = [f"the {'KD student' if m == 'student' else 'CE baseline'} diverged on seed(s) "
-             f"{', '.join(map(str, s))} of {n}" for m, s in failures.items() if s]
+             f"{', '.join(map(str, s))} of {n}" for m, s in failures.items() if s and m in MODELS]
     if not parts:
         return ""
     return (" " + "; ".join(parts).capitalize() + ": those seeds are left out of the paired test "
@@ -124,9 +159,11 @@ def _run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, desig
     threads = threads or max(1, int(cfg.search.cpus_per_trial))  # what a search trial used
     trial_epochs = int(choice.student.hparams["epochs"])
     epochs = int(epochs or trial_epochs)
-    used = search_seeds(record, choice.student, choice.baseline)
+    used = search_seeds(record, *(p for p in (choice.student, choice.baseline, choice.self_training)
+                                  if p is not None))
     seeds = fresh_seeds(used, design.looks[-1])
-    picks = {"student": choice.student, "baseline": choice.baseline}
+    picks = {"student": choice.student, "baseline": choice.baseline,
+             **({SELF_TRAINING: choice.self_training} if choice.self_training else {})}
     pool = make_pool(prep, cfg, threads, device, sequential)
     execution = {k: getattr(cfg.train, k) for k in EXECUTION}  # --set may change these
     with ray_session(address) if not sequential else contextlib.nullcontext():
@@ -150,6 +187,10 @@ def _run_retrain(record: Record, cfg: ExperimentConfig, choice: Choice, *, desig
         design=design.as_dict(), looks=[_look_row(x) for x in outcome.looks],
         failures=outcome.failures(), reproduction=repro,
         execution="sequential (this process)" if sequential else "Ray tasks")
+    if choice.self_training is not None:
+        report.self_training = _pick_info(choice.self_training)
+        report.self_training_config = {**choice.self_training.hparams, **execution, "epochs": epochs}
+        report.versus_self_training = versus_self_training(outcome, design, choice)
     _save_models(record, cfg, prep, pool.data, outcome, report)
     report.seconds = time.perf_counter() - t0
     _write(record, report, frame, prep.label_names)

@@ -1,5 +1,8 @@
 """Seeds in rounds: train both models on a round's fresh seeds, look, stop once decided.
 
+A self-training pick, when the search has one, trains on the same seeds in every round; the
+looks (and so the stopping) follow the KD-vs-CE question alone.
+
 With a fixed ``--seeds N`` there is one round and one look. With ``--seeds auto`` the rounds
 follow :class:`~kdtune.retrain.sequential.Design` ``looks`` (e.g. 3, 5, 7, 9, 10 seeds) and stop
 at the first look whose decision is not inconclusive, with the group-sequential levels. A seed
@@ -20,7 +23,7 @@ from kdtune.retrain.sequential import Design
 
 log = logging.getLogger("kdtune.retrain")
 
-MODELS = ("student", "baseline")
+MODELS = ("student", "baseline")  # the pair the decision and its stopping are about
 
 
 @dataclass
@@ -37,12 +40,12 @@ class Outcome:
 
     def failures(self) -> dict[str, list[int]]:
         """Seeds on which each model diverged."""
-        return {m: [r.seed for r in self.runs[m] if r.diverged] for m in MODELS}
+        return {m: [r.seed for r in runs if r.diverged] for m, runs in self.runs.items()}
 
-    def paired(self, metric: str = "macro_f1") -> tuple[list[float], list[float]]:
-        """Test ``metric`` of both models on the seeds where neither diverged."""
+    def paired(self, metric: str = "macro_f1", other: str = "baseline") -> tuple[list[float], list[float]]:
+        """Test ``metric`` of the student and ``other`` on the seeds where neither diverged."""
         s, b = [], []
-        for rs, rb in zip(self.runs["student"], self.runs["baseline"], strict=True):
+        for rs, rb in zip(self.runs["student"], self.runs[other], strict=True):
             if not (rs.diverged or rb.diverged):
                 s.append(rs.test[metric])
                 b.append(rb.test[metric])
@@ -60,7 +63,7 @@ class Outcome:
 
 def _jobs(picks: dict[str, Any], seeds: list[int], epochs: int, same: bool,
           execution: dict[str, Any]) -> list[Job]:
-    names = ("student",) if same else MODELS
+    names = [m for m in picks if not (same and m == "baseline")]
     return [Job(name, {**picks[name].hparams, **execution, "epochs": epochs, "seed": seed})
             for seed in seeds for name in names]
 
@@ -68,9 +71,10 @@ def _jobs(picks: dict[str, Any], seeds: list[int], epochs: int, same: bool,
 def run_rounds(pool: RunPool, picks: dict[str, Any], design: Design, seeds: list[int],
                epochs: int, execution: dict[str, Any] | None = None) -> Outcome:
     """Train round after round until the decision is reached or the last look is spent.
-    ``execution`` overrides how runs execute (kdtune.params.EXECUTION: precision, ...)."""
+    ``picks`` are the student, the baseline and optionally more models trained on the same
+    seeds; ``execution`` overrides how runs execute (kdtune.params.EXECUTION: precision, ...)."""
     same = picks["student"].hparams == picks["baseline"].hparams
-    out, done = Outcome(), 0
+    out, done = Outcome({m: [] for m in picks}), 0
     for k, n in enumerate(design.looks):
         new = seeds[done:n]
         log.info("round %d of at most %d: seeds %s (%d runs)", k + 1, len(design.looks), new,

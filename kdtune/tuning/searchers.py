@@ -25,7 +25,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from kdtune.config import ExperimentConfig, same_value
+from kdtune.config import ExperimentConfig, same_value, study_name
 from kdtune.params import effective
 from kdtune.record import schema as S
 from kdtune.strategies import strategy
@@ -287,7 +287,7 @@ def build_router(cfg: ExperimentConfig, storage: Any,
     plan = strategy(s.strategy)
     for i, arm in enumerate(cfg.arms()):
         sampler = plan.sampler(s.seed + i, arm.num_samples)
-        name = cfg.name if arm.name == "kd" else f"{cfg.name}-{arm.name}"
+        name = study_name(cfg.name, arm.name)
         arms[arm.name] = ArmSearcher(
             space=OptunaSearch.convert_search_space(arm_space(arm.space)), metric=metric, mode=mode,
             sampler=sampler, points_to_evaluate=None if previous else list(arm.points) or None,
