@@ -142,7 +142,7 @@ def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path, text_
 
 
 @pytest.mark.parametrize("results_dir, env, message", [
-    (f"s3://no-such-bucket-{os.getpid()}/x", {}, "bucket does not exist"),
+    ("s3://kdtune-test-no-such-bucket/x", {}, "bucket does not exist"),  # ids alike on every xdist worker
     (f"s3://{BUCKET}/x", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "unreachable"),
     # no credentials anywhere (instance metadata off: never a request off this machine): the
     # default chain finds none, the probe's real write is refused, one line
