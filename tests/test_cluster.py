@@ -35,20 +35,27 @@ BUCKET = "kdtune-test"
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    """A moto S3 server on 127.0.0.1 with one bucket; AWS_* set for every process started here."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    """A moto S3 server on 127.0.0.1 with one bucket; AWS_* set for every process started here.
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    Its own process (``python -m moto.server``), not moto's in-process thread: inside a
+    pytest-xdist worker the thread stopped answering (a 60 s read timeout on the first call)."""
+    import boto3
+    from conftest import free_port, wait_http
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    yield env
-    server.stop()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/moto-api/", 120, server)
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)

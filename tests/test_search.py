@@ -169,7 +169,10 @@ def test_record_files_hold_no_absolute_paths(experiment):
     trials = pd.read_csv(experiment / "trials.csv", dtype={"trial_id": str})
     for path in trials["path"].dropna():
         assert path.startswith(("tune/", "tune_")) and (experiment / path).is_dir(), path
-    assert str(experiment.resolve()) not in (experiment / "trials.csv").read_text()
+    for name in ("trials.csv", "evaluation.json", "run_info.json"):
+        assert str(experiment.resolve()) not in (experiment / name).read_text(), name
+    models = json.loads((experiment / "evaluation.json").read_text())["models"]
+    assert models["distilled"]["dir"] == "models/distilled"
 
 
 def test_the_drivers_log_is_kept_with_the_experiment(experiment):

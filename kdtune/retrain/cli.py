@@ -84,7 +84,8 @@ def print_report(report: RetrainReport) -> None:
     if report.versus_self_training:
         print(f"  KD vs self-training: {report.versus_self_training['kind']}. "
               f"{report.versus_self_training['text']}")
-    print(f"  ship: {report.ship['model']} ({report.ship['reason']}): {report.model['dir']}")
+    print(f"  ship: {report.ship['model']} ({report.ship['reason']}): "
+          f"{report.experiment}/{report.model['dir']}")
     print(f"  results: {report.experiment}/{R.RETRAIN}")
 
 

@@ -267,8 +267,9 @@ def _save_models(record: Record, cfg: ExperimentConfig, prep: Any, data: Any, ou
                               {m: report.models[m]["params"] for m in MODELS})
     for name, rel in folders(report.ship["model"]).items():
         trial = report.student["trial_id"] if name == "student" else report.baseline["trial_id"]
-        report.models[name]["dir"] = export_model(record, rel, models[name], prep.student_tokenizer,
-                                                  trial, card_facts(report, cfg, prep, name))
+        export_model(record, rel, models[name], prep.student_tokenizer, trial,
+                     card_facts(report, cfg, prep, name))
+        report.models[name]["dir"] = rel  # relative to the experiment: the record moves whole
     report.model = report.models[report.ship["model"]]
 
 

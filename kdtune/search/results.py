@@ -70,7 +70,8 @@ def _student_entry(plan: SearchPlan, prep: Any, which: str, pick: dict[str, Any]
     device = best_device()
     entry = evaluate_model(model, prep.encoded, prep.label_names, plan.cfg.train.eval_batch_size,
                            device, plan.cfg.train.precision)
-    entry["dir"] = export_model(record, f"{R.MODELS}/{which}", model, prep.student_tokenizer, tid)
+    export_model(record, f"{R.MODELS}/{which}", model, prep.student_tokenizer, tid)
+    entry["dir"] = f"{R.MODELS}/{which}"  # relative to the experiment: the record moves whole
     entry[S.TRIAL_ID] = tid
     return entry
 
