@@ -45,6 +45,7 @@ def start_local_ray() -> None:
 SMOKE_SEARCH_FILES = {"test_report.py", "test_retrain.py", "test_search.py", "test_tracking.py"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """Each test file runs whole on one xdist worker (its module fixtures are built once), and the
     files of SMOKE_SEARCH_FILES together on one."""
