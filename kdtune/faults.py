@@ -2,31 +2,51 @@
 
 Like Ray's own ``RAY_testing_*`` variables, these are read from the environment and do nothing
 unless set. They exist so that tests can kill a real search (a real driver, real Ray, real
-trials) at the moments where a resume can go wrong, instead of hoping a timer lands there:
+trials) at the moments where a resume can go wrong, instead of hoping a timer in the test
+process lands there (a test's polling loop can be starved of the CPU for seconds):
 
 * ``KDTUNE_TESTING_HOLD_S=<seconds>``: a trial sleeps this long after each checkpoint that is not
-  its last, so a test can kill the search while a trial is mid-way with a checkpoint.
+  its last, so a kill can land while a trial is mid-way with a checkpoint.
+* ``KDTUNE_TESTING_KILL_AFTER_CHECKPOINT=<kind>``: ``KILL_DELAY_S`` after the first checkpointed
+  result of a ``kind`` trial (``search`` or ``confirm``) reaches it, the driver kills itself
+  (one snapshot period later, so Ray's saved state names that checkpoint; with the hold above
+  and ``train.epochs >= 2`` the trial is mid-way then).
 * ``KDTUNE_TESTING_KILL_BEFORE_RECORD=<n>``: at the n-th trial end this driver sees, it kills
-  itself (and its process group when it leads one, as a SIGKILL from outside would) before
-  writing that trial's record.
+  itself before writing that trial's record.
+
+A driver "kills itself" with SIGKILL to its process group when it leads one (as a SIGKILL from
+outside a search started in its own session would: Ray's processes go with it).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 HOLD_ENV = "KDTUNE_TESTING_HOLD_S"
+KILL_AFTER_CHECKPOINT_ENV = "KDTUNE_TESTING_KILL_AFTER_CHECKPOINT"
 KILL_BEFORE_RECORD_ENV = "KDTUNE_TESTING_KILL_BEFORE_RECORD"
+KILL_DELAY_S = 3.0  # > TUNE_GLOBAL_CHECKPOINT_S (2 s): the snapshot after the checkpoint is saved
 
-_seen = {"trial_end": 0}
+_seen = {"trial_end": 0, "armed": False}
 
 
 def hold_after_checkpoint() -> None:
     seconds = float(os.environ.get(HOLD_ENV) or 0)
     if seconds > 0:
         time.sleep(seconds)
+
+
+def after_checkpoint(kind: str) -> None:
+    """A checkpointed result of a ``kind`` trial reached the driver."""
+    if os.environ.get(KILL_AFTER_CHECKPOINT_ENV) != kind or _seen["armed"]:
+        return
+    _seen["armed"] = True
+    timer = threading.Timer(KILL_DELAY_S, kill_self)
+    timer.daemon = True
+    timer.start()
 
 
 def before_record() -> None:

@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import kill_search_when, smoke_raw
+from conftest import smoke_raw
 
-from kdtune import search
+from kdtune import faults, search
 from kdtune.batches import encode
 from kdtune.config import load_config
 from kdtune.data import load_splits
@@ -36,26 +36,35 @@ def _done(exp, kind="search"):
     return [e for e in entries if e.get("kind", "search") == kind]
 
 
-def test_kill_then_resume_keeps_every_finished_trial(tmp_path, smoke_space):
+def test_kills_at_three_moments_lose_nothing_and_run_nothing_twice(tmp_path, smoke_space):
+    """One search killed at three moments, each resumed: (1) before its first trial ends, with a
+    trial mid-way after its epoch-1 checkpoint; (2) between a trial's end and its record write;
+    (3) during the confirm stage, with a confirm run mid-way. Then exactly num_samples trials,
+    each finished once, none re-run from scratch, exactly the confirm runs. The driver kills
+    itself at each moment (kdtune.faults) while its trials hold after each checkpoint but their
+    last, so the kills land there by construction: no polling from this process (a polling
+    loop starved of the CPU for the hold's 6 s once let a whole search finish unkilled)."""
     exp = tmp_path / "resume"
-    # ASHA's first rung at 1.5 epochs: every trial checkpoints at epoch 1 and trains on; 1,440
-    # rows of ~24 tokens make that last half epoch (~4 s in bf16) outlast the 3 s between ready
-    # and the kill
-    cmd = [sys.executable, "-m", "kdtune.search", "--space", str(smoke_space),
-           "--name", "resume", "--results-dir", str(tmp_path), "--num-samples", "6", "--no-report",
-           "--set", "data.max_train=1440", "--set", "search.grace_period=1.5"]
-    kill_search_when(cmd, lambda: len(_done(exp)) >= 2 and _checkpointed_unfinished(exp), 400)
-    before = {d["trial_id"]: d for d in _done(exp)}
-    assert 2 <= len(before) < 6 and not (exp / "summary.md").exists()
+    start = [sys.executable, "-m", "kdtune.search", "--space", str(smoke_space), "--name", "resume",
+             "--results-dir", str(tmp_path), "--num-samples", "6", "--no-report"]
+    resume = [sys.executable, "-m", "kdtune.search", "--resume", str(exp), "--no-report"]
+
+    _killed(start, faults.KILL_AFTER_CHECKPOINT_ENV, "search")
+    assert len(_done(exp)) <= 1  # the other running trial may end in the 3 s before the kill
+    assert _checkpointed_unfinished(exp)
+    _killed(resume, faults.KILL_BEFORE_RECORD_ENV, "2")
+    recorded = {d["trial_id"]: d for d in _done(exp)}
+    assert 1 <= len(recorded) < 6 and not (exp / "summary.md").exists()
+    _killed(resume, faults.KILL_AFTER_CHECKPOINT_ENV, "confirm")
+    assert len(_done(exp)) == 6 and len(_done(exp, "confirm")) < 2
+    assert _checkpointed_unfinished(exp, "tune_confirm", "confirm")
 
     assert search.main(["--resume", str(exp), "--no-report"]) == 0
-
     trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
     assert len(trials) == 6  # num_samples, nothing lost, nothing extra
-    after = _done(exp)
-    ids = [d["trial_id"] for d in after]
+    ids = [d["trial_id"] for d in _done(exp)]
     assert len(ids) == len(set(ids)) == 6  # each trial finished exactly once: none rerun
-    for tid, d in before.items():
+    for tid, d in recorded.items():
         row = trials[trials["trial_id"] == tid].iloc[0]
         assert row["progress"] == pytest.approx(d["progress"])
         assert row["last_val_macro_f1"] == pytest.approx(d["val_macro_f1"])
@@ -63,15 +72,33 @@ def test_kill_then_resume_keeps_every_finished_trial(tmp_path, smoke_space):
     assert not history.duplicated(["trial_id", "progress"]).any()
     progress = history.groupby("trial_id")["progress"].max()
     assert progress.to_dict() == pytest.approx(trials.set_index("trial_id")["progress"].to_dict())
-    # a trial cut mid-way continued from its checkpoint: it reported again from a later step
+    # the trial cut mid-way continued from its checkpoint: it reported again from a later step
     resumed = history[history["resumed_from_step"] > 0]
     assert len(resumed), "no trial continued from a checkpoint"
     assert (resumed["step"] > resumed["resumed_from_step"]).all()
-    assert len(_done(exp, "confirm")) == 2 and (exp / "confirm.csv").is_file()
+    confirm = [d["hparams"]["run"] for d in _done(exp, "confirm")]
+    assert len({(c["confirm_of"], c["seed"]) for c in confirm}) == len(confirm) == 2
+    assert len(pd.read_csv(exp / "confirm.csv")) == 2
+    assert _resumed_confirm_runs(exp), "no confirm run continued from its checkpoint"
     _check_optuna_states(exp, trials)
-    print(f"\nkill/resume: {len(before)} trials finished before SIGKILL, {len(trials)} after "
-          f"resume, {len(set(before) - set(trials['trial_id']))} lost, "
-          f"{resumed['trial_id'].nunique()} continued from a checkpoint")
+
+
+def _killed(cmd: list[str], fault: str, value: str) -> None:
+    """Run a search whose driver kills itself (and its Ray) at the fault's moment."""
+    env = {**os.environ, faults.HOLD_ENV: "6", fault: value}
+    proc = subprocess.run(cmd, env=env, timeout=600, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.returncode == -signal.SIGKILL, (fault, value, proc.stderr[-3000:])
+
+
+def _resumed_confirm_runs(exp) -> list[str]:
+    """Confirm runs whose results show a restart from a checkpoint (Ray's result.json)."""
+    out = []
+    for result in (exp / "tune_confirm").glob("*_trial_*/result.json"):
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if any(r.get("resumed_from_step", 0) > 0 for r in rows):
+            out.append(result.parent.name)
+    return out
 
 
 def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path, smoke_space):
@@ -99,11 +126,12 @@ def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path, smok
         assert not (exp / name).exists()
 
 
-def _checkpointed_unfinished(exp) -> bool:
-    """Some trial that has not finished has written a checkpoint (it is past an epoch end)."""
-    done = {d["trial_id"] for d in _done(exp)}
+def _checkpointed_unfinished(exp, run: str = "tune", kind: str = "search") -> bool:
+    """Some Ray trial of ``run`` that has not finished has written a checkpoint (it is past an
+    epoch end, holding)."""
+    done = {d["trial_id"] for d in _done(exp, kind)}
     return any(not any(t in folder.name for t in done)
-               for folder in (exp / "tune").glob("kd_trial_*") if list(folder.glob("checkpoint_*")))
+               for folder in (exp / run).glob("*_trial_*") if list(folder.glob("checkpoint_*")))
 
 
 def _check_optuna_states(exp, trials):

@@ -42,6 +42,7 @@ class RecordCallback(Callback):
                         **info: Any) -> None:
         if result.get(S.FULL_VAL):  # epoch ends: what the study learnt so far, at small cost
             self.record.sync_optuna()
+            faults.after_checkpoint(self.kind)  # tests only: a kill with a trial mid-way
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         faults.before_record()  # tests only: the moment between a trial's end and its record
