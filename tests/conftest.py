@@ -66,6 +66,25 @@ def shared_ray():
     ray.shutdown()
 
 
+_TORCH_THREADS: list[int] = []  # torch's thread count when the session's first test started
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_kept():
+    """A test that leaves torch on another thread count (a benchmark's one-thread mode, say)
+    changes the speed of every in-process test after it: the count is put back and the test
+    fails, naming it."""
+    import torch
+
+    if not _TORCH_THREADS:
+        _TORCH_THREADS.append(torch.get_num_threads())
+    yield
+    left = torch.get_num_threads()
+    if left != _TORCH_THREADS[0]:
+        torch.set_num_threads(_TORCH_THREADS[0])
+        pytest.fail(f"the test left torch on {left} threads (it found {_TORCH_THREADS[0]})")
+
+
 @pytest.fixture(autouse=True)
 def _run_from_root(monkeypatch):
     # Search spaces name ../shared relative to the project root, as the README's commands do.

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from conftest import kill_search_when, smoke_raw
@@ -91,8 +92,8 @@ def _space(tmp_path: Path, name: str, text_data: Path, **search_overrides) -> Pa
     raw["cache_dir"] = str(ROOT / ".cache/kdtune")  # a shared cache: the teacher is reused
     raw["data"].update(max_train=96)
     raw["train"].update(eval_every=1.0)
-    raw["search"].update(num_samples=5, grace_period=1.0, confirm={"top_k": 0, "seeds": 0},
-                         **search_overrides)
+    raw["search"].update({"num_samples": 5, "grace_period": 1.0,
+                          "confirm": {"top_k": 0, "seeds": 0}, **search_overrides})
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -149,6 +150,63 @@ def test_kill_then_resume_from_s3_on_a_two_node_cluster(cluster, tmp_path, text_
     assert states.count(TrialState.FAIL) == len(states) - 5 <= 2, states
     assert record.store.is_file("models/distilled/model.safetensors")
     assert json.loads(record.store.read_text("record.json"))["schema"] == 2
+
+
+def test_a_lost_nodes_trial_continues_from_its_checkpoint_elsewhere(ray_cluster, tmp_path,
+                                                                      text_data):
+    """A third node joins, then dies (removed, not drained) while its trial holds after its
+    epoch-1 checkpoint (kdtune.faults, set on that node only): Ray retries the trial
+    (search.max_failures 1) from that checkpoint on a node that is left; the search finishes
+    with every trial once, none re-run from scratch."""
+    from kdtune import faults
+
+    lossy = ray_cluster.add_node(num_cpus=1, env_vars={faults.HOLD_ENV: "60"})
+    ray_cluster.wait_for_nodes()
+    # three trials, one per node; no early stopping, so the held trial is never stopped instead
+    space = _space(tmp_path, "nodeloss", text_data, num_samples=3, max_concurrent=3,
+                   strategy="tpe", baseline="fixed")
+    exp = tmp_path / "nodeloss"
+    cmd = [sys.executable, "-m", "kdtune.search", "--space", str(space), "--address",
+           ray_cluster.address, "--results-dir", str(tmp_path), "--no-report"]
+    with open(tmp_path / "driver.log", "w+") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+        try:
+            deadline = time.time() + 300
+            while not (len(_finished(str(exp))) == 2 and _held(exp)):
+                assert proc.poll() is None and time.time() < deadline, _tail(err)
+                time.sleep(0.5)
+            time.sleep(3)  # one experiment snapshot later: Ray's state names the checkpoint
+            ray_cluster.remove_node(lossy, allow_graceful=False)
+            assert proc.wait(timeout=300) == 0, _tail(err)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+    trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
+    ids = [e["trial_id"] for e in _finished(str(exp))]
+    assert len(trials) == 3 and len(ids) == len(set(ids)) == 3
+    assert (trials["status"] == "completed").all() and (trials["progress"] == 2).all()
+    history = pd.read_csv(exp / "history.csv", dtype={"trial_id": str})
+    moved = history[history["resumed_from_step"] > 0]
+    assert moved["trial_id"].nunique() == 1, history  # the lost node's trial, and only it
+    lost = history[history["trial_id"] == moved["trial_id"].iloc[0]]
+    # before the loss on the lost node, after it on another, from the checkpoint's step on
+    assert lost["node_id"].nunique() == 2
+    assert (moved["step"] > moved["resumed_from_step"]).all()
+    assert not history.duplicated(["trial_id", "progress"]).any()
+
+
+def _held(exp: Path) -> bool:
+    """An unfinished trial has written its epoch-1 checkpoint (it is holding)."""
+    done = set(Record(str(exp)).finished())
+    return any(not any(t in folder.name for t in done) and list(folder.glob("checkpoint_*"))
+               for folder in (exp / "tune").glob("*_trial_*"))
+
+
+def _tail(err) -> str:
+    err.seek(0)
+    return err.read()[-3000:]
 
 
 @pytest.mark.parametrize("results_dir, env, message", [
