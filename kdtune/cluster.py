@@ -51,6 +51,7 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         yield
         return
 
+    no_gc_thread()
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
     if address:
         kwargs["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parent)]}  # kdtune/
@@ -62,6 +63,17 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         yield
     finally:
         ray.shutdown()
+
+
+def no_gc_thread() -> None:
+    """Ray (2.60, kdtune's pin) runs ``gc.collect()`` in a Python thread of every driver and
+    worker, which ``ray.shutdown()`` joins. That thread logs; twice a shutdown here hung for good
+    joining it while it waited for the logging module's lock (py-spy: the thread in
+    ``Logger.debug``, no Python thread holding the lock), in a process that had started and
+    stopped Ray several times (the test suite; a notebook does the same). Without the thread Ray
+    runs the collection inline, as it did before. Set before ``ray.init``;
+    ``RAY_start_python_gc_manager_thread=1`` keeps Ray's default."""
+    os.environ.setdefault("RAY_start_python_gc_manager_thread", "0")
 
 
 def concurrency(cfg: ExperimentConfig, resources: dict[str, float] | None = None) -> int:

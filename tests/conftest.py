@@ -36,6 +36,9 @@ def start_local_ray() -> None:
 
     import ray
 
+    from kdtune.cluster import no_gc_thread
+
+    no_gc_thread()  # the cluster's nodes, started from this process, inherit it too
     # address="local": a new instance even where a cluster test (or a user) left one running
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
              logging_level=logging.WARNING)

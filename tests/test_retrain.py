@@ -73,6 +73,9 @@ def test_compares_the_kd_pick_with_the_tuned_ce_pick(retrained: dict[str, Any]) 
         assert (out / rel).is_file(), rel
     trials = retrained["trials"].set_index("trial_id")
     student, baseline = report["student"]["trial_id"], report["baseline"]["trial_id"]
+    # the search's report is rendered again with the decision in it
+    rendered = (out.parent / "report.md").read_text()
+    assert "## Re-training" in rendered and report["verdict"]["text"] in rendered
     assert student == picks["distilled"]["trial_id"] and trials.loc[student, "arm"] == "kd"
     assert baseline == picks["baseline"]["trial_id"] and trials.loc[baseline, "arm"] == "ce"
     # each at its own hyperparameters: the baseline keeps the CE arm's tuned learning rate

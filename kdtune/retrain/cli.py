@@ -2,13 +2,15 @@
 
 Re-trains the recommended KD configuration and the tuned CE-only baseline on fresh seeds
 (:mod:`kdtune.retrain.retraining`), decides (KD better, worse, equivalent within a margin, or
-inconclusive with the seeds that would decide) and names the model to ship. :func:`main` is the
-command line; ``--seeds auto`` adds seeds in rounds until the decision is reached.
+inconclusive with the seeds that would decide) and names the model to ship; the experiment's
+report, when the search wrote one, is rendered again with that decision in it. :func:`main` is
+the command line; ``--seeds auto`` adds seeds in rounds until the decision is reached.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from kdtune.cli import ArgumentParser, add_set_option, fail, parse_sets
@@ -22,6 +24,7 @@ from kdtune.retrain.sequential import SPENDING
 
 PROG = "kdtune.retrain"
 EXIT_NOT_REPRODUCED = 1
+log = logging.getLogger("kdtune.retrain")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "the verdict's seeds), and exit 1 if it does not reproduce the trial's "
                         "validation macro-F1 within 0.5 points")
     add_set_option(p)  # only search.* and train.eval_batch_size: what runs where, never the data
+    p.add_argument("--no-report", action="store_true",
+                   help="do not render the experiment's report again with the decision")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -89,6 +94,22 @@ def print_report(report: RetrainReport) -> None:
     print(f"  results: {report.experiment}/{R.RETRAIN}")
 
 
+def refresh_report(experiment: str) -> None:
+    """Render the experiment's report again, now with the retrain's decision, when the search
+    wrote one (a search run with ``--no-report`` gets none here either)."""
+    from kdtune.record import Record
+
+    if not Record(experiment).store.is_file("report.md"):
+        return
+    try:
+        from kdtune import report
+
+        print(f"  report: {report.render(experiment)}")
+    except Exception:  # noqa: BLE001 - the decision is written; keep it visible
+        log.exception("could not render the report again; run python -m kdtune.report %s",
+                      experiment)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; 0, 1 when --check-reproduction fails, 2 on bad input."""
     from kdtune.retrain.options import retrain as retrain_experiment
@@ -107,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return fail(PROG, exc)
     print_report(report)
+    if not args.no_report:
+        refresh_report(args.experiment)
     rep = report.reproduction
     if args.check_reproduction and not rep["within_tolerance"]:
         print(f"{PROG}: error: reproduction: trial {rep['trial_id']} was not reproduced within "
