@@ -187,10 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"{PROG}: {problem}", file=sys.stderr)
         return 2
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    sizes = TINY if args.tiny else FULL
+    previous = torch.get_num_threads()
     if args.tiny:  # tiny models: one thread is fastest, and robust on a shared machine
         torch.set_num_threads(1)
+    try:
+        return run_rows(args, argv)
+    finally:  # run in a process that goes on (the tests): leave its threads as they were
+        torch.set_num_threads(previous)
+
+
+def run_rows(args: argparse.Namespace, argv: list[str] | None) -> int:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    sizes = TINY if args.tiny else FULL
     groups = {int(g) for g in args.rows.split(",") if g.strip()}
     steps = [s for s in plan(sizes) if s.group in groups]
     title = f"kdtune GPU check{' (tiny, CPU)' if args.tiny else ''}"
