@@ -89,6 +89,19 @@ def _torch_threads_kept():
 
 
 @pytest.fixture(autouse=True)
+def _logging_lock_free():
+    """An exception raised inside the logging module's lock (a signal handler's, say) leaves the
+    lock held by this thread: every other thread then blocks on its next log line, and the
+    session hangs later somewhere else (twice, in ray.shutdown() and a thread pool). Fail the
+    test that did it instead."""
+    import logging
+
+    yield
+    owned = getattr(logging._lock, "_is_owned", lambda: False)()  # noqa: SLF001 - CPython RLock
+    assert not owned, "the test left the logging module's lock held by the main thread"
+
+
+@pytest.fixture(autouse=True)
 def _run_from_root(monkeypatch):
     # Search spaces name ../shared relative to the project root, as the README's commands do.
     monkeypatch.chdir(ROOT)
