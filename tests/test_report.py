@@ -752,3 +752,13 @@ def test_teacher_numbers_come_from_the_record(experiment, tmp_path):
     assert t.val == ev["models"]["teacher"]["val"]["macro_f1"]
     assert t.student_val == ev["models"]["distilled"]["val"]["macro_f1"]
 
+
+
+def test_a_report_that_cannot_render_after_results_is_logged_not_raised(tmp_path, caplog):
+    """A search or retrain has written its results when it renders the report: a failure there
+    is one logged line naming the command that retries it, and the command goes on."""
+    from kdtune import report
+
+    missing = tmp_path / "not-an-experiment"
+    assert report.render_after_results(missing) is None
+    assert f"run python -m kdtune.report {missing}" in caplog.text

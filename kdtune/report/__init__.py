@@ -30,10 +30,11 @@ one still running. Modules: :mod:`~kdtune.report.cli` (``render``, ``main``),
 :mod:`~kdtune.report.pareto_front` and :mod:`~kdtune.report.plot_sections`.
 """
 
-from kdtune.report.cli import main, render
+from kdtune.report.cli import main, render, render_after_results
 from kdtune.report.document import Doc, markdown_to_html
 from kdtune.report.teacher_check import TeacherNumbers, teacher_signs, teacher_warning
 from kdtune.report.verdict import Anchor, Noise, Pick, VerdictInput, provisional_verdict
 
 __all__ = ["Anchor", "Doc", "Noise", "Pick", "TeacherNumbers", "VerdictInput", "main",
-           "markdown_to_html", "provisional_verdict", "render", "teacher_signs", "teacher_warning"]
+           "markdown_to_html", "provisional_verdict", "render", "render_after_results",
+           "teacher_signs", "teacher_warning"]

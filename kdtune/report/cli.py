@@ -52,6 +52,16 @@ def render(root: str | Path, *, top: int = 10, efficiency: bool = True,
     return html_path
 
 
+def render_after_results(root: str | Path) -> Path | None:
+    """:func:`render` at the end of a command whose results are already written (a search, a
+    retrain): a failure is logged with the command that retries it, never raised."""
+    try:
+        return render(root)
+    except Exception:  # noqa: BLE001 - the results files are written; keep them visible
+        log.exception("could not render the report; run python -m kdtune.report %s", root)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog=PROG, description=DESCRIPTION)
     p.add_argument("experiment", help="experiment folder or URI, e.g. results/alpha_temp")

@@ -10,7 +10,6 @@ the command line; ``--seeds auto`` adds seeds in rounds until the decision is re
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from kdtune.cli import ArgumentParser, add_set_option, fail, parse_sets
@@ -24,7 +23,6 @@ from kdtune.retrain.sequential import SPENDING
 
 PROG = "kdtune.retrain"
 EXIT_NOT_REPRODUCED = 1
-log = logging.getLogger("kdtune.retrain")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -101,13 +99,11 @@ def refresh_report(experiment: str) -> None:
 
     if not Record(experiment).store.is_file("report.md"):
         return
-    try:
-        from kdtune import report
+    from kdtune import report
 
-        print(f"  report: {report.render(experiment)}")
-    except Exception:  # noqa: BLE001 - the decision is written; keep it visible
-        log.exception("could not render the report again; run python -m kdtune.report %s",
-                      experiment)
+    path = report.render_after_results(experiment)
+    if path is not None:
+        print(f"  report: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

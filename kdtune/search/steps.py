@@ -152,10 +152,8 @@ def run_plan(plan: SearchPlan) -> Outcome:
 
 
 def render_report(plan: SearchPlan) -> None:
-    try:
-        from kdtune import report
+    from kdtune import report
 
-        print(f"report: {report.render(plan.record.root)}")
-    except Exception:  # noqa: BLE001 - the results files are written; keep them visible
-        log.exception("could not render the report; run python -m kdtune.report %s",
-                      plan.record.root)
+    path = report.render_after_results(plan.record.root)
+    if path is not None:
+        print(f"report: {path}")
