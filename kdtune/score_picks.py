@@ -86,9 +86,10 @@ def load_exported(record: Record, name: str) -> torch.nn.Module:
 
 
 def export_model(record: Record, rel: str, model: torch.nn.Module, tokenizer, trial_id: str | None,
-                 card: Any = None) -> str:
+                 card: Any = None) -> None:
     """``save_pretrained`` model + tokenizer (+ a model card) into the record's ``rel`` folder,
-    swapped in whole (never half a model); returns its path or URI."""
+    swapped in whole (never half a model). Record files name it by ``rel``, never by its
+    absolute path or URI: the record moves whole."""
     from kdtune.modelcard import write_card
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +110,6 @@ def export_model(record: Record, rel: str, model: torch.nn.Module, tokenizer, tr
             shutil.copytree(folder, staged)
             shutil.rmtree(target, ignore_errors=True)
             staged.rename(target)
-    return record.store.uri(rel)
 
 
 def prune_checkpoints(results: list[Any]) -> int:

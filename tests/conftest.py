@@ -225,6 +225,17 @@ def kill_search_when(cmd: list[str], ready, seconds: float, **popen) -> None:
             proc.wait()
 
 
+def checkpointed_unfinished(exp: Path, run: str = "tune", kind: str = "search") -> bool:
+    """Some Ray trial of ``run`` in the local experiment ``exp`` that has no finished-trial
+    record of ``kind`` has written a checkpoint (it is past an epoch end, holding)."""
+    from kdtune.record import Record
+
+    done = {t for t, e in Record(str(exp)).finished().items()
+            if e.get("kind", "search") == kind}
+    return any(not any(t in folder.name for t in done)
+               for folder in (exp / run).glob("*_trial_*") if list(folder.glob("checkpoint_*")))
+
+
 def copy_experiment(src: Path, parent: Path) -> Path:
     dst = parent / src.name
     shutil.copytree(src, dst)

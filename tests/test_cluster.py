@@ -21,7 +21,7 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from conftest import kill_search_when, smoke_raw
+from conftest import checkpointed_unfinished, kill_search_when, smoke_raw
 from optuna.trial import TrialState
 
 from kdtune import search
@@ -173,7 +173,7 @@ def test_a_lost_nodes_trial_continues_from_its_checkpoint_elsewhere(ray_cluster,
                                 start_new_session=True)
         try:
             deadline = time.time() + 300
-            while not (len(_finished(str(exp))) == 2 and _held(exp)):
+            while not (len(_finished(str(exp))) == 2 and checkpointed_unfinished(exp)):
                 assert proc.poll() is None and time.time() < deadline, _tail(err)
                 time.sleep(0.5)
             time.sleep(3)  # one experiment snapshot later: Ray's state names the checkpoint
@@ -195,13 +195,6 @@ def test_a_lost_nodes_trial_continues_from_its_checkpoint_elsewhere(ray_cluster,
     assert lost["node_id"].nunique() == 2
     assert (moved["step"] > moved["resumed_from_step"]).all()
     assert not history.duplicated(["trial_id", "progress"]).any()
-
-
-def _held(exp: Path) -> bool:
-    """An unfinished trial has written its epoch-1 checkpoint (it is holding)."""
-    done = set(Record(str(exp)).finished())
-    return any(not any(t in folder.name for t in done) and list(folder.glob("checkpoint_*"))
-               for folder in (exp / "tune").glob("*_trial_*"))
 
 
 def _tail(err) -> str:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import smoke_raw
+from conftest import checkpointed_unfinished, smoke_raw
 
 from kdtune import faults, search
 from kdtune.batches import encode
@@ -51,13 +51,13 @@ def test_kills_at_three_moments_lose_nothing_and_run_nothing_twice(tmp_path, smo
 
     _killed(start, faults.KILL_AFTER_CHECKPOINT_ENV, "search")
     assert len(_done(exp)) <= 1  # the other running trial may end in the 3 s before the kill
-    assert _checkpointed_unfinished(exp)
+    assert checkpointed_unfinished(exp)
     _killed(resume, faults.KILL_BEFORE_RECORD_ENV, "2")
     recorded = {d["trial_id"]: d for d in _done(exp)}
     assert 1 <= len(recorded) < 6 and not (exp / "summary.md").exists()
     _killed(resume, faults.KILL_AFTER_CHECKPOINT_ENV, "confirm")
     assert len(_done(exp)) == 6 and len(_done(exp, "confirm")) < 2
-    assert _checkpointed_unfinished(exp, "tune_confirm", "confirm")
+    assert checkpointed_unfinished(exp, "tune_confirm", "confirm")
 
     assert search.main(["--resume", str(exp), "--no-report"]) == 0
     trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
@@ -124,14 +124,6 @@ def test_ctrl_c_keeps_finished_trials_and_writes_no_final_results(tmp_path, smok
     # nothing pretends the search finished, and no checkpoint was pruned
     for name in ("summary.md", "evaluation.json", "trials.csv"):
         assert not (exp / name).exists()
-
-
-def _checkpointed_unfinished(exp, run: str = "tune", kind: str = "search") -> bool:
-    """Some Ray trial of ``run`` that has not finished has written a checkpoint (it is past an
-    epoch end, holding)."""
-    done = {d["trial_id"] for d in _done(exp, kind)}
-    return any(not any(t in folder.name for t in done)
-               for folder in (exp / run).glob("*_trial_*") if list(folder.glob("checkpoint_*")))
 
 
 def _check_optuna_states(exp, trials):
