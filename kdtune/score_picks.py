@@ -24,6 +24,7 @@ from kdtune.recipe import TrialData, build_model
 from kdtune.record import record as R
 from kdtune.record import schema as S
 from kdtune.record.record import Record
+from kdtune.trainer import CHECKPOINT_STATE as STATE
 from kdtune.trainer import CHECKPOINT_WEIGHTS as WEIGHTS
 from kdtune.trainer import classification_metrics, predict_logits
 
@@ -52,12 +53,38 @@ def _exists(checkpoint: Any) -> bool:
 
 
 def best_checkpoint(res: Any) -> Any:
-    """The trial's checkpoint of its best full-validation rung, or None (none kept)."""
-    ranked = [(c, m) for c, m in (res.best_checkpoints or [])
-              if m.get(S.CKPT_SCORE) is not None and not m.get("diverged") and _exists(c)]
-    if not ranked:
-        return None
-    return max(ranked, key=lambda cm: cm[1][S.CKPT_SCORE])[0]
+    """The trial's checkpoint of its best full-validation rung, or None (none kept).
+
+    Ranked on the scores the checkpoints carry themselves, and on Ray's registered ones for
+    checkpoints written before they carried one: Ray's saved state can miss a trial's last
+    checkpoint (a kill in the seconds after the trial ended), its folder cannot.
+    """
+    scores = {c.path: (c, m.get(S.CKPT_SCORE)) for c, m in (res.best_checkpoints or [])
+              if not m.get("diverged") and _exists(c)}
+    for checkpoint, score in _own_scores(res):
+        scores[checkpoint.path] = (checkpoint, score)
+    ranked = [(c, v) for c, v in scores.values() if v is not None and v > S.WORST_SCORE]
+    return max(ranked, key=lambda cv: cv[1])[0] if ranked else None
+
+
+def _own_scores(res: Any) -> list[tuple[Any, float]]:
+    """(checkpoint, the score it was saved with) for each checkpoint folder of the trial."""
+    from pyarrow import fs
+    from ray.tune import Checkpoint
+
+    filesystem = getattr(res, "filesystem", None) or fs.LocalFileSystem()
+    out = []
+    for info in filesystem.get_file_info(fs.FileSelector(str(res.path), allow_not_found=True)):
+        if info.type != fs.FileType.Directory or not info.base_name.startswith("checkpoint_"):
+            continue
+        try:
+            with filesystem.open_input_stream(f"{info.path}/{STATE}") as f:
+                score = json.loads(f.read()).get(S.CKPT_SCORE)
+        except (OSError, ValueError):
+            continue  # a checkpoint half-written by a killed trial: not a candidate
+        if score is not None:
+            out.append((Checkpoint(info.path, filesystem=filesystem), float(score)))
+    return out
 
 
 def load_trial_model(hparams: dict[str, Any], data: TrialData, checkpoint: Any) -> torch.nn.Module:

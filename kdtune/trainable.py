@@ -53,11 +53,14 @@ def peak_rss_mb() -> float:
     return peak / 1e6 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
-def save_checkpoint(trainer: Trainer, folder: Path) -> None:
+def save_checkpoint(trainer: Trainer, folder: Path, score: float | None = None) -> None:
+    """The trainer's weights and step; ``score`` (its :data:`~kdtune.record.schema.CKPT_SCORE`)
+    goes with them, so the best checkpoint is found from the checkpoints themselves even
+    where Ray's saved state missed the last one (a kill just after a trial's end)."""
     # contiguous + clone: tied or sliced tensors must be stored as independent buffers.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in trainer.checkpoint_state().items()}
     save_file(state, str(folder / WEIGHTS))
-    (folder / STATE).write_text(json.dumps({"step": trainer.step,
+    (folder / STATE).write_text(json.dumps({"step": trainer.step, S.CKPT_SCORE: score,
                                             "history": [h.as_dict() for h in trainer.history]}))
 
 
@@ -69,8 +72,17 @@ def restore_checkpoint(trainer: Trainer, folder: Path) -> None:
 
 
 def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: str,
-             mode: str) -> None:
-    """Ray Tune function trainable. ``config`` holds the trial's hparams; ``data`` the rest."""
+             mode: str, replay: dict[str, dict[str, Any]] | None = None) -> None:
+    """Ray Tune function trainable. ``config`` holds the trial's hparams; ``data`` the rest.
+
+    ``replay`` (a resume) maps trials that had already ended, by the record, to their last
+    result: Ray's saved state can lag a trial's end by a snapshot period, and such a trial is
+    reported again as it ended instead of being trained again from its last checkpoint.
+    """
+    ended = (replay or {}).get(tune.get_context().get_trial_id())
+    if ended is not None:
+        tune.report(ended)
+        return
     gpu_ids = ray.get_gpu_ids()
     hide_unassigned_gpus(gpu_ids)  # a CPU trial on a GPU node never opens a CUDA context
     device = trial_device(gpu_ids)
@@ -88,7 +100,7 @@ def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: s
             tune.report(metrics)  # keeps checkpoint I/O (and uploads to s3://) per epoch
             return
         with tempfile.TemporaryDirectory() as tmp:
-            save_checkpoint(trainer, Path(tmp))
+            save_checkpoint(trainer, Path(tmp), metrics[S.CKPT_SCORE])
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         if m.progress < trainer.params.epochs:
             faults.hold_after_checkpoint()  # tests only: a window to kill a trial mid-way

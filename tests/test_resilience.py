@@ -19,6 +19,7 @@ from kdtune.config import load_config
 from kdtune.data import load_splits
 from kdtune.models import load_classifier, load_tokenizer
 from kdtune.params import TrainParams
+from kdtune.record import schema as S
 from kdtune.trainer import DivergedError, Trainer
 
 
@@ -38,9 +39,11 @@ def _done(exp, kind="search"):
 
 def test_kills_at_three_moments_lose_nothing_and_run_nothing_twice(tmp_path, smoke_space):
     """One search killed at three moments, each resumed: (1) before its first trial ends, with a
-    trial mid-way after its epoch-1 checkpoint; (2) between a trial's end and its record write;
-    (3) during the confirm stage, with a confirm run mid-way. Then exactly num_samples trials,
-    each finished once, none re-run from scratch, exactly the confirm runs. The driver kills
+    trial mid-way after its epoch-1 checkpoint; (2) just after a trial's end is recorded, before
+    Ray's saved state can hold that end (the record ahead of Ray: a CI run once trained such a
+    trial again from its checkpoint, and ASHA then cut it short of its recorded end); (3)
+    during the confirm stage, with a confirm run mid-way. Then exactly num_samples trials, each
+    finished once and kept as recorded, none re-run, exactly the confirm runs. The driver kills
     itself at each moment (kdtune.faults) while its trials hold after each checkpoint but their
     last, so the kills land there by construction: no polling from this process (a polling
     loop starved of the CPU for the hold's 6 s once let a whole search finish unkilled)."""
@@ -52,7 +55,7 @@ def test_kills_at_three_moments_lose_nothing_and_run_nothing_twice(tmp_path, smo
     _killed(start, faults.KILL_AFTER_CHECKPOINT_ENV, "search")
     assert len(_done(exp)) <= 1  # the other running trial may end in the 3 s before the kill
     assert checkpointed_unfinished(exp)
-    _killed(resume, faults.KILL_BEFORE_RECORD_ENV, "2")
+    _killed(resume, faults.KILL_AFTER_RECORD_ENV, "2")
     recorded = {d["trial_id"]: d for d in _done(exp)}
     assert 1 <= len(recorded) < 6 and not (exp / "summary.md").exists()
     _killed(resume, faults.KILL_AFTER_CHECKPOINT_ENV, "confirm")
@@ -68,6 +71,7 @@ def test_kills_at_three_moments_lose_nothing_and_run_nothing_twice(tmp_path, smo
         row = trials[trials["trial_id"] == tid].iloc[0]
         assert row["progress"] == pytest.approx(d["progress"])
         assert row["last_val_macro_f1"] == pytest.approx(d["val_macro_f1"])
+        assert {d["trial_id"]: d for d in _done(exp)}[tid]["result"] == d["result"]  # not re-run
     history = pd.read_csv(exp / "history.csv", dtype={"trial_id": str})
     assert not history.duplicated(["trial_id", "progress"]).any()
     progress = history.groupby("trial_id")["progress"].max()
@@ -206,3 +210,38 @@ def test_checkpoints_carry_the_feature_projections():
     for (name, a), b in zip(first.features.state_dict().items(), second.features.state_dict().values(),
                             strict=True):
         assert torch.equal(a, b), name
+
+
+def test_the_best_checkpoint_is_found_from_the_checkpoints_themselves(tmp_path):
+    """Ray's saved state can miss a trial's last checkpoint (a kill in the seconds after the
+    trial ended); the checkpoint carries its own score, so it is still the one ranked best.
+    A folder without a readable state (half-written) is no candidate; one saved before
+    checkpoints carried a score is ranked on Ray's registered metrics."""
+    from ray.tune import Checkpoint, Result
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from kdtune.batches import Encoded
+    from kdtune.score_picks import best_checkpoint
+    from kdtune.trainable import save_checkpoint
+    from kdtune.trainer import CHECKPOINT_STATE
+
+    data = Encoded(np.arange(8, dtype=np.int32) + 1, np.arange(0, 9, 2), np.array([0, 1] * 2), 0)
+    config = BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, num_labels=2)
+    trainer = Trainer(BertForSequenceClassification(config), data, data,
+                      TrainParams(epochs=1, batch_size=2, alpha=1.0), ["x", "y"])
+    folders = [tmp_path / f"checkpoint_00000{i}" for i in range(4)]
+    for folder, score in zip(folders[:3], (0.5, 0.7, None), strict=True):
+        folder.mkdir()
+        save_checkpoint(trainer, folder, score)
+    (folders[2] / CHECKPOINT_STATE).write_text('{"step": 3}')  # saved before scores were kept
+    folders[3].mkdir()  # half-written: no state at all
+
+    def result(registered):
+        return Result(metrics={}, checkpoint=None, error=None, path=str(tmp_path),
+                      best_checkpoints=[(Checkpoint(str(folders[i])), {S.CKPT_SCORE: v})
+                                        for i, v in registered])
+
+    assert best_checkpoint(result([(0, 0.5)])).path == str(folders[1])  # Ray never saw 0.7
+    assert best_checkpoint(result([(0, 0.5), (2, 0.9)])).path == str(folders[2])
+    assert best_checkpoint(result([(0, 0.95)])).path == str(folders[1])  # its own 0.5 counts

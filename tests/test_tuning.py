@@ -184,6 +184,41 @@ def test_a_restored_searcher_counts_trials_its_snapshot_missed(tmp_path):
     assert any(trial == "t3" for _, _, trial in restored.known)
 
 
+def test_a_restored_limit_frees_the_slots_of_trials_that_will_not_run_again(tmp_path):
+    """The resume hang: the limit's saved live set held a trial suggested just before the kill
+    (absent from Ray's trial list) and one the list holds as ended. Ray's own limiter kept both
+    slots for good and, all restored trials done, returned no suggestion forever."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    from kdtune.tuning import ResumableLimiter
+
+    limiter = ResumableLimiter(_router(num_samples=6), max_concurrent=3)
+    served = {t: limiter.suggest(t) for t in ("t0", "t1", "t2")}
+    assert limiter.suggest("t3") is None  # three live: the limit holds
+    state = limiter.get_state()
+    limiter.searcher.save(str(tmp_path / "searcher-state-2026-12-03_10-00-00.pkl"))
+    listed = [("t0", "RUNNING"), ("t1", "TERMINATED")]  # t2 was never saved in the list
+    trial_list = {"trial_data": [[json.dumps({"trial_id": t, "config": served[t], "status": st}),
+                                  "{}"] for t, st in listed]}
+    (tmp_path / "experiment_state-2026-12-03_10-00-00.json").write_text(json.dumps(trial_list))
+
+    def restore(cls):
+        restored = cls(_router(num_samples=6), max_concurrent=3)
+        restored.set_state(state)
+        restored.searcher.restore(str(tmp_path / "searcher-state-2026-12-03_10-00-00.pkl"))
+        return restored
+
+    plain = restore(ConcurrencyLimiter)  # what Ray's limiter does: three slots held
+    plain.on_trial_complete("t0", result={"val_macro_f1": 0.5, "progress": 2.0})
+    assert plain.suggest("t4") is not None and plain.suggest("t5") is None
+    mine = restore(ResumableLimiter)
+    assert mine.suggest("t4") is not None and mine.live_trials == {"t0", "t4"}
+    assert mine.suggest("t5") is not None and mine.suggest("t6") is None  # t0, t4, t5 live
+    mine.on_trial_complete("t0", result={"val_macro_f1": 0.5, "progress": 2.0})
+    assert mine.live_trials == {"t4", "t5"} and mine.num_unfinished_live_trials == 2
+    assert mine.searcher.outcomes["t0"][0] == "complete"  # the router heard of t0's end
+
+
 def test_an_unreadable_trial_list_adopts_nothing(tmp_path):
     from kdtune.tuning.searchers import restored_trials
 

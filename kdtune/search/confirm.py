@@ -74,7 +74,7 @@ def run_confirm_stage(plan: SearchPlan, prep: Any, trials: pd.DataFrame) -> tupl
     cfg = plan.cfg
     latest = plan.record.tune_runs()[-1]  # tune -> tune_confirm, tune_2 -> tune_confirm_2
     name = R.TUNE_CONFIRM + latest[len(R.TUNE):]
-    trainable = trainable_for(cfg, prep, confirm_trial)
+    trainable = trainable_for(plan, prep, confirm_trial, "confirm")
     configs = confirm_configs(trials, plan) if cfg.search.confirm.enabled else []
     if not configs:  # nothing (left) to confirm: the earlier stages' results
         return load_results(plan, trainable, confirm_runs(plan)), 0.0

@@ -44,14 +44,26 @@ class Outcome:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def trainable_for(cfg: ExperimentConfig, prep: Any, fn: Any) -> Any:
+def trainable_for(plan: SearchPlan, prep: Any, fn: Any, kind: str) -> Any:
+    """``fn`` with the trial data and, on a resume, the ``kind`` trials to report again."""
     from ray import tune
 
-    s = cfg.search
+    s = plan.cfg.search
     return tune.with_resources(
-        tune.with_parameters(fn, data=prep.trial_data(cfg), threads=max(1, int(s.cpus_per_trial)),
-                             metric=s.metric, mode=s.mode),
+        tune.with_parameters(fn, data=prep.trial_data(plan.cfg),
+                             threads=max(1, int(s.cpus_per_trial)), metric=s.metric, mode=s.mode,
+                             replay=ended_results(plan, kind)),
         {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+
+
+def ended_results(plan: SearchPlan, kind: str) -> dict[str, dict[str, Any]]:
+    """On a resume, the last result of every ``kind`` trial the record holds as ended (its
+    trainable reports it again if Ray's restored state still holds the trial unfinished)."""
+    if not plan.resume:
+        return {}
+    return {tid: e["result"] for tid, e in plan.record.finished().items()
+            if e.get("kind", "search") == kind and e.get("ray_status") == "terminated"
+            and isinstance(e.get("result"), dict)}
 
 
 def run_config(plan: SearchPlan, name: str, kind: str) -> Any:
@@ -131,21 +143,20 @@ def run_search_stage(plan: SearchPlan, prep: Any) -> tuple[list[Any], float]:
     cfg, record = plan.cfg, plan.record
     record.fetch_optuna()
     bind(record.optuna_url())  # a restored searcher opens this driver's copy of the studies
-    trainable = trainable_for(cfg, prep, kd_trial)
+    trainable = trainable_for(plan, prep, kd_trial, "search")
     name = tune_run_name(plan)
 
     def make() -> Any:
         # Built only for a new Ray run: a restored one brings its searcher back from its own
         # checkpoint, and building one here would enqueue the anchors into the studies again.
-        from ray.tune.search import ConcurrencyLimiter
-
         from kdtune.cluster import concurrency
+        from kdtune.tuning import ResumableLimiter
 
         router = _router(plan)
         scheduler = _scheduler(cfg)
         return tune.Tuner(trainable, run_config=run_config(plan, name, "search"),
                           tune_config=tune.TuneConfig(
-                              search_alg=ConcurrencyLimiter(router, max_concurrent=concurrency(cfg)),
+                              search_alg=ResumableLimiter(router, max_concurrent=concurrency(cfg)),
                               scheduler=scheduler, num_samples=router.remaining(), reuse_actors=True))
 
     t0 = time.perf_counter()

@@ -4,7 +4,8 @@ and the callback that keeps the experiment record.
 * :mod:`~kdtune.tuning.space`: Ray Tune samplers for the space's parameters.
 * :mod:`~kdtune.tuning.searchers`: :class:`ArmSearcher` (Optuna TPE that tells the study
   what ASHA did) and :class:`ArmRouter` (one Tuner, one TPE study per arm, duplicates served
-  from known results).
+  from known results), and :class:`ResumableLimiter` (Ray's concurrency limit, with the
+  live trials of a restore taken from what Ray restored).
 * :mod:`~kdtune.tuning.scheduler`: :class:`RungASHA`, ASHA whose time unit is training
   progress in epochs and which spares protected anchors.
 * :mod:`~kdtune.tuning.callbacks`: :class:`RecordCallback`, one record object per finished
@@ -13,8 +14,8 @@ and the callback that keeps the experiment record.
 
 from kdtune.tuning.callbacks import RecordCallback
 from kdtune.tuning.scheduler import RungASHA
-from kdtune.tuning.searchers import ArmRouter, ArmSearcher, build_router
+from kdtune.tuning.searchers import ArmRouter, ArmSearcher, ResumableLimiter, build_router
 from kdtune.tuning.space import arm_space, tune_distribution
 
-__all__ = ["ArmRouter", "ArmSearcher", "RecordCallback", "RungASHA", "arm_space", "build_router",
-           "tune_distribution"]
+__all__ = ["ArmRouter", "ArmSearcher", "RecordCallback", "ResumableLimiter", "RungASHA",
+           "arm_space", "build_router", "tune_distribution"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS
 
 from kdtune import faults
 from kdtune.record import schema as S
@@ -16,8 +17,9 @@ class RecordCallback(Callback):
     """One finished-trial object per trial that ends (a whole-object write: safe on S3, and it
     survives a kill of the driver), then the Optuna study copied beside URI results.
 
-    The report reads these objects for partial searches; resume uses them to show that no
-    finished trial is run again.
+    The report reads these objects for partial searches. A resume hands each trial's reported
+    ``result`` back to a trial that Ray's last snapshot still held unfinished (it ended in the
+    seconds between that snapshot and a kill), so it is reported again, not trained again.
     """
 
     def __init__(self, record: Record, kind: str = "search"):
@@ -30,7 +32,7 @@ class RecordCallback(Callback):
             S.TRIAL_ID: trial.trial_id, "kind": self.kind, "ray_status": ray_status,
             S.ARM: config.get(S.ARM, "kd"), "hparams": sampled(config),
             S.PROGRESS: result.get(S.PROGRESS), "diverged": bool(result.get("diverged")),
-            **{q: result.get(q) for q in S.QUALITY}})
+            **{q: result.get(q) for q in S.QUALITY}, "result": reported(result)})
         self.record.sync_optuna()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -45,8 +47,16 @@ class RecordCallback(Callback):
             faults.after_checkpoint(self.kind)  # tests only: a kill with a trial mid-way
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        faults.before_record()  # tests only: the moment between a trial's end and its record
         self._write(trial, "terminated")
+        faults.after_record()  # tests only: the record ahead of Ray's saved state
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(trial, "error")
+
+
+def reported(result: dict[str, Any]) -> dict[str, Any]:
+    """What the trainable itself reported in ``result`` (Ray's own bookkeeping keys dropped):
+    reporting it again gives Ray the same last result."""
+    drop = {*AUTO_RESULT_KEYS, "trial_id", "experiment_tag", "done", "should_checkpoint"}
+    return {k: v for k, v in result.items()
+            if k not in drop and (v is None or isinstance(v, (int, float, str, bool)))}

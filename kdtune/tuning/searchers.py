@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from optuna.exceptions import UpdateFinishedTrialError
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from kdtune.config import ExperimentConfig, same_value, study_name
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: Ray Tune's experiment state files (TuneController.CKPT_FILE_TMPL); the newest name wins.
 EXPERIMENT_STATE = "experiment_state-*.json"
+
+#: Trial statuses Ray does not resume (Trial.TERMINATED, Trial.ERROR).
+ENDED = ("TERMINATED", "ERROR")
 
 #: Consecutive duplicate proposals after which the space is taken to be exhausted.
 MAX_DUPLICATES_IN_A_ROW = 25
@@ -141,6 +144,7 @@ class ArmRouter(Searcher):
         self.duplicates: list[dict[str, Any]] = []
         self.counter = 0
         self.adopted: set[str] = set()  # restored Tune trials this state had not served
+        self.restored_running: set[str] | None = None  # after a restore: trials Ray will run on
         self.on_duplicate: Callable[[dict[str, Any]], None] | None = None
 
     def remaining(self) -> int:
@@ -232,7 +236,10 @@ class ArmRouter(Searcher):
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
         self.on_duplicate = None
-        self.adopt(restored_trials(Path(checkpoint_path).parent))
+        trials = restored_trials(Path(checkpoint_path).parent)
+        self.adopt([(tid, config) for tid, config, _ in trials])
+        self.restored_running = ({tid for tid, _, status in trials if status not in ENDED}
+                                 if trials else None)
 
     def adopt(self, trials: list[tuple[str, dict[str, Any]]]) -> None:
         """Count the restored Tune trials this searcher's state has not served.
@@ -256,16 +263,58 @@ class ArmRouter(Searcher):
                         trial_id)
 
 
-def restored_trials(folder: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(trial id, config) of every trial in the newest Tune experiment state in ``folder``
-    (the driver's staging copy a restore reads), or none when it cannot be read."""
+class ResumableLimiter(ConcurrencyLimiter):
+    """Ray's ConcurrencyLimiter whose live trials, after a restore, are the trials Ray restored
+    unfinished.
+
+    Its saved live set can name trials that will never end in the resumed run: ones suggested
+    just before a kill that Ray's saved trial list never held, and ones the list holds as
+    already ended (the two files of a snapshot are written, and uploaded, apart). Each held a
+    slot for good, and once every slot was held the search waited forever for a suggestion
+    (a resume hung in tests/test_cluster.py). The wrapped :class:`ArmRouter` knows, from the
+    same restore, which trials Ray runs on.
+    """
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self._restored = True
+
+    def _after_restore(self) -> None:
+        if not self.__dict__.pop("_restored", False):
+            return
+        running = getattr(self.searcher, "restored_running", None)
+        if running is not None:
+            stale = self.live_trials - running
+            if stale:
+                log.warning("%d trial(s) of the concurrency limit's saved state will not run "
+                            "again (suggested before the kill, or already ended): their slots "
+                            "are freed", len(stale))
+            self.live_trials = set(running)
+            self.num_unfinished_live_trials = len(self.live_trials)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        self._after_restore()
+        return super().suggest(trial_id)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        self._after_restore()
+        if trial_id in self.live_trials:
+            super().on_trial_complete(trial_id, result=result, error=error)
+        else:  # restored running but not in the saved live set: the router decides
+            self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+
+def restored_trials(folder: Path) -> list[tuple[str, dict[str, Any], str]]:
+    """(trial id, config, status) of every trial in the newest Tune experiment state in
+    ``folder`` (the driver's staging copy a restore reads), or none when it cannot be read."""
     states = sorted(folder.glob(EXPERIMENT_STATE))
     if not states:
         return []
     try:
         data = json.loads(states[-1].read_text())
         trials = [json.loads(entry[0]) for entry in data["trial_data"]]
-        return [(t["trial_id"], dict(t.get("config") or {})) for t in trials]
+        return [(t["trial_id"], dict(t.get("config") or {}), str(t.get("status", ""))) for t in trials]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         log.warning("could not read the restored trial list %s (%s): trials the searcher's "
                     "snapshot missed cannot be counted", states[-1].name, exc)
