@@ -11,7 +11,9 @@ process lands there (a test's polling loop can be starved of the CPU for seconds
   result of a ``kind`` trial (``search`` or ``confirm``) reaches it, the driver kills itself
   (one snapshot period later, so Ray's saved state names that checkpoint; with the hold above
   and ``train.epochs >= 2`` the trial is mid-way then).
-* ``KDTUNE_TESTING_KILL_AFTER_RECORD=<n>``: at the n-th trial end this driver sees, it kills
+* ``KDTUNE_TESTING_KILL_BEFORE_RECORD=<n>``: at the n-th trial end this driver sees, it kills
+  itself before writing that trial's record.
+* ``KDTUNE_TESTING_KILL_AFTER_RECORD=<kind>``: at the first end of a ``kind`` trial, it kills
   itself just after writing that trial's record, before Ray's next snapshot can hold the end
   (the record is then ahead of Ray's saved state: the resume must not train that trial again).
 
@@ -28,6 +30,7 @@ import time
 
 HOLD_ENV = "KDTUNE_TESTING_HOLD_S"
 KILL_AFTER_CHECKPOINT_ENV = "KDTUNE_TESTING_KILL_AFTER_CHECKPOINT"
+KILL_BEFORE_RECORD_ENV = "KDTUNE_TESTING_KILL_BEFORE_RECORD"
 KILL_AFTER_RECORD_ENV = "KDTUNE_TESTING_KILL_AFTER_RECORD"
 KILL_DELAY_S = 3.0  # > TUNE_GLOBAL_CHECKPOINT_S (2 s): the snapshot after the checkpoint is saved
 
@@ -50,12 +53,18 @@ def after_checkpoint(kind: str) -> None:
     timer.start()
 
 
-def after_record() -> None:
-    wanted = int(os.environ.get(KILL_AFTER_RECORD_ENV) or 0)
+def before_record() -> None:
+    wanted = int(os.environ.get(KILL_BEFORE_RECORD_ENV) or 0)
     if wanted <= 0:
         return
     _seen["trial_end"] += 1
     if _seen["trial_end"] == wanted:
+        kill_self()
+
+
+def after_record(kind: str) -> None:
+    """A ``kind`` trial's end was just recorded."""
+    if os.environ.get(KILL_AFTER_RECORD_ENV) == kind:
         kill_self()
 
 

@@ -47,8 +47,9 @@ class RecordCallback(Callback):
             faults.after_checkpoint(self.kind)  # tests only: a kill with a trial mid-way
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        faults.before_record()  # tests only: the moment between a trial's end and its record
         self._write(trial, "terminated")
-        faults.after_record()  # tests only: the record ahead of Ray's saved state
+        faults.after_record(self.kind)  # tests only: the record ahead of Ray's saved state
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(trial, "error")
