@@ -45,35 +45,36 @@ def evaluate_model(model: torch.nn.Module, encoded: dict[str, Encoded], label_na
     return out
 
 
-def _exists(checkpoint: Any) -> bool:
-    """Whether a checkpoint's folder is still there (the results stage prunes them)."""
-    from pyarrow import fs
-
-    return checkpoint.filesystem.get_file_info(checkpoint.path).type == fs.FileType.Directory
-
-
 def best_checkpoint(res: Any) -> Any:
     """The trial's checkpoint of its best full-validation rung, or None (none kept).
 
     Ranked on the scores the checkpoints carry themselves, and on Ray's registered ones for
     checkpoints written before they carried one: Ray's saved state can miss a trial's last
-    checkpoint (a kill in the seconds after the trial ended), its folder cannot.
+    checkpoint (a kill in the seconds after the trial ended), its folder cannot. One listing
+    of the trial's folder says which checkpoints are still there (the results stage prunes
+    them).
     """
-    scores = {c.path: (c, m.get(S.CKPT_SCORE)) for c, m in (res.best_checkpoints or [])
-              if not m.get("diverged") and _exists(c)}
-    for checkpoint, score in _own_scores(res):
-        scores[checkpoint.path] = (checkpoint, score)
+    present = _checkpoint_folders(res)
+    scores = {}
+    for c, m in res.best_checkpoints or []:
+        name = c.path.rstrip("/").rsplit("/", 1)[-1]
+        if name in present and not m.get("diverged"):
+            scores[name] = (c, m.get(S.CKPT_SCORE))
+    for name, (checkpoint, score) in present.items():
+        if score is not None:
+            scores[name] = (checkpoint, score)
     ranked = [(c, v) for c, v in scores.values() if v is not None and v > S.WORST_SCORE]
     return max(ranked, key=lambda cv: cv[1])[0] if ranked else None
 
 
-def _own_scores(res: Any) -> list[tuple[Any, float]]:
-    """(checkpoint, the score it was saved with) for each checkpoint folder of the trial."""
+def _checkpoint_folders(res: Any) -> dict[str, tuple[Any, float | None]]:
+    """Folder name -> (checkpoint, the score it was saved with, None for an older one) for
+    each checkpoint folder of the trial."""
     from pyarrow import fs
     from ray.tune import Checkpoint
 
     filesystem = getattr(res, "filesystem", None) or fs.LocalFileSystem()
-    out = []
+    out = {}
     for info in filesystem.get_file_info(fs.FileSelector(str(res.path), allow_not_found=True)):
         if info.type != fs.FileType.Directory or not info.base_name.startswith("checkpoint_"):
             continue
@@ -82,8 +83,8 @@ def _own_scores(res: Any) -> list[tuple[Any, float]]:
                 score = json.loads(f.read()).get(S.CKPT_SCORE)
         except (OSError, ValueError):
             continue  # a checkpoint half-written by a killed trial: not a candidate
-        if score is not None:
-            out.append((Checkpoint(info.path, filesystem=filesystem), float(score)))
+        out[info.base_name] = (Checkpoint(info.path, filesystem=filesystem),
+                               None if score is None else float(score))
     return out
 
 
