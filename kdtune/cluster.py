@@ -4,7 +4,8 @@
   Joining a cluster ships the driver's kdtune to every node through ``runtime_env``
   (``py_modules``), so nodes need kdtune's dependencies installed, not kdtune itself.
 * :func:`preflight` runs a tiny task on every alive node before the teacher stage: it imports
-  kdtune (the driver's version) and its dependencies, and reads the driver's marker under the
+  kdtune (the driver's version) and its dependencies (on the driver's own node, not again
+  those the driver imported from the same files), and reads the driver's marker under the
   results storage and writes its own, which the driver reads back; resources are checked
   against ``cpus_per_trial`` / ``gpus_per_trial``. Any problem is one line naming the node and
   the fix (exit 2), before anything is trained.
@@ -114,10 +115,11 @@ def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = 
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from kdtune.node_check import node_check
+    from kdtune.node_check import driver_imports, node_check
     from kdtune.version import __version__
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
+    here = ray.get_runtime_context().get_node_id()
     _resources(cfg, nodes)
     if cfg.teacher.model.startswith("embedded:") or any(
             t.model.startswith("embedded:") for t in cfg.extra_teachers):
@@ -125,10 +127,14 @@ def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = 
     marker = f"driver-{os.getpid()}"
     record.store.write_text(f"{PREFLIGHT_DIR}/{marker}", "driver")
     task = ray.remote(num_cpus=0)(node_check)
+    # The driver's own node loads its modules from the driver's files: what the driver imported
+    # is not imported again there (other nodes import everything: another machine can differ).
+    mine = driver_imports(modules)
     refs = {task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
                          max_retries=0).remote(__version__, modules, record.root, marker,
                                                n["NodeID"], n["Resources"].get("GPU", 0.0),
-                                               PREFLIGHT_DIR): n for n in nodes}
+                                               PREFLIGHT_DIR, mine if n["NodeID"] == here else None
+                                               ): n for n in nodes}
     try:
         reports = _gather(refs, timeout_s)
         for r in reports:

@@ -6,7 +6,9 @@ trials) at the moments where a resume can go wrong, instead of hoping a timer in
 process lands there (a test's polling loop can be starved of the CPU for seconds):
 
 * ``KDTUNE_TESTING_HOLD_S=<seconds>``: a trial sleeps this long after each checkpoint that is not
-  its last, so a kill can land while a trial is mid-way with a checkpoint.
+  its last, so a kill can land while a trial is mid-way with a checkpoint;
+  ``KDTUNE_TESTING_HOLD_KIND=<kind>`` limits that to ``kind`` trials (``search`` or ``confirm``),
+  so a run killed in its confirm stage does not wait in every search trial first.
 * ``KDTUNE_TESTING_KILL_AFTER_CHECKPOINT=<kind>``: ``KILL_DELAY_S`` after the first checkpointed
   result of a ``kind`` trial (``search`` or ``confirm``) reaches it, the driver kills itself
   (one snapshot period later, so Ray's saved state names that checkpoint; with the hold above
@@ -29,6 +31,7 @@ import threading
 import time
 
 HOLD_ENV = "KDTUNE_TESTING_HOLD_S"
+HOLD_KIND_ENV = "KDTUNE_TESTING_HOLD_KIND"
 KILL_AFTER_CHECKPOINT_ENV = "KDTUNE_TESTING_KILL_AFTER_CHECKPOINT"
 KILL_BEFORE_RECORD_ENV = "KDTUNE_TESTING_KILL_BEFORE_RECORD"
 KILL_AFTER_RECORD_ENV = "KDTUNE_TESTING_KILL_AFTER_RECORD"
@@ -37,9 +40,10 @@ KILL_DELAY_S = 3.0  # > TUNE_GLOBAL_CHECKPOINT_S (2 s): the snapshot after the c
 _seen = {"trial_end": 0, "armed": False}
 
 
-def hold_after_checkpoint() -> None:
+def hold_after_checkpoint(kind: str) -> None:
+    """A ``kind`` trial just saved a checkpoint that is not its last."""
     seconds = float(os.environ.get(HOLD_ENV) or 0)
-    if seconds > 0:
+    if seconds > 0 and os.environ.get(HOLD_KIND_ENV) in (None, "", kind):
         time.sleep(seconds)
 
 

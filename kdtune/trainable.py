@@ -72,8 +72,10 @@ def restore_checkpoint(trainer: Trainer, folder: Path) -> None:
 
 
 def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: str,
-             mode: str, replay: dict[str, dict[str, Any]] | None = None) -> None:
-    """Ray Tune function trainable. ``config`` holds the trial's hparams; ``data`` the rest.
+             mode: str, replay: dict[str, dict[str, Any]] | None = None,
+             kind: str = "search") -> None:
+    """Ray Tune function trainable. ``config`` holds the trial's hparams; ``data`` the rest;
+    ``kind`` says whether it is a search trial or a confirm run.
 
     ``replay`` (a resume) maps trials that had already ended, by the record, to their last
     result: Ray's saved state can lag a trial's end by a snapshot period, and such a trial is
@@ -103,7 +105,7 @@ def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: s
             save_checkpoint(trainer, Path(tmp), metrics[S.CKPT_SCORE])
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         if m.progress < trainer.params.epochs:
-            faults.hold_after_checkpoint()  # tests only: a window to kill a trial mid-way
+            faults.hold_after_checkpoint(kind)  # tests only: a window to kill a trial mid-way
 
     trainer.callbacks.append(report)
     checkpoint = tune.get_checkpoint()

@@ -306,3 +306,37 @@ def test_a_trial_uses_what_ray_assigned():
     assert str(trial_device([3], cuda_available=True)) == "cuda:0"  # the first visible one
     with pytest.raises(DeviceError, match="Ray assigned GPU\\(s\\) \\[0\\] but torch cannot use CUDA"):
         trial_device([0], cuda_available=False)  # never a silent fall-back to the CPU
+
+
+def test_the_drivers_own_node_skips_only_what_the_driver_imported_from_the_same_file(
+        tmp_path, monkeypatch):
+    """node_check on the driver's node: a module the driver imported, that this interpreter
+    would load from the same file, is not imported again; from another file, or with another
+    interpreter, or one the driver could not import, it is (and its failure is the one line)."""
+    from kdtune.node_check import PYTHON, driver_imports, node_check
+
+    (tmp_path / "kdtune_boom.py").write_text("raise ImportError('broken on this node')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    store = Store(str(tmp_path / "rec"))
+    store.write_text("pre/driver-1", "driver")
+
+    def check(imported):
+        return node_check(kdtune_version(), ("kdtune_boom",), str(tmp_path / "rec"), "driver-1",
+                          "node-a", 0.0, "pre", imported)["problem"]
+
+    same = {PYTHON: sys.executable, "kdtune_boom": str(tmp_path / "kdtune_boom.py")}
+    assert check(same) is None  # the driver's import stands for its own node's
+    assert "broken on this node" in check({**same, "kdtune_boom": "/elsewhere/kdtune_boom.py"})
+    assert "broken on this node" in check({**same, PYTHON: "/another/python"})
+    assert "broken on this node" in check(None)  # another node: everything is imported
+    # the driver's side: what imports is listed with its file, what does not is left out
+    listed = driver_imports(("json", "kdtune_boom"))
+    assert listed[PYTHON] == sys.executable and listed["json"].endswith("json/__init__.py")
+    assert "kdtune_boom" not in listed
+    assert store.read_text("pre/node-a") == "node-a"  # the storage check still ran
+
+
+def kdtune_version() -> str:
+    from kdtune.version import __version__
+
+    return __version__

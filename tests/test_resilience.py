@@ -45,21 +45,22 @@ def test_kills_at_three_moments_lose_nothing_and_run_nothing_twice(tmp_path, smo
     again from its checkpoint, and ASHA cut it short of its recorded end), the other confirm run
     mid-way. Then exactly num_samples trials and the confirm runs, each finished once and kept
     as recorded, none re-run from scratch. The driver kills
-    itself at each moment (kdtune.faults) while its trials hold after each checkpoint but their
-    last, so the kills land there by construction: no polling from this process (a polling
-    loop starved of the CPU for the hold's 6 s once let a whole search finish unkilled)."""
+    itself at each moment (kdtune.faults); at (1) and (3) the trials of the stage it dies in hold
+    after each checkpoint but their last, so the kills land there by construction: no polling
+    from this process (a polling loop starved of the CPU for the hold's 6 s once let a whole
+    search finish unkilled). (2) needs no hold, and (3)'s search trials run without one."""
     exp = tmp_path / "resume"
     start = [sys.executable, "-m", "kdtune.search", "--space", str(smoke_space), "--name", "resume",
              "--results-dir", str(tmp_path), "--num-samples", "6", "--no-report"]
     resume = [sys.executable, "-m", "kdtune.search", "--resume", str(exp), "--no-report"]
 
-    _killed(start, faults.KILL_AFTER_CHECKPOINT_ENV, "search")
+    _killed(start, faults.KILL_AFTER_CHECKPOINT_ENV, "search", hold="search")
     assert len(_done(exp)) <= 1  # the other running trial may end in the 3 s before the kill
     assert checkpointed_unfinished(exp)
     _killed(resume, faults.KILL_BEFORE_RECORD_ENV, "2")
     recorded = {d["trial_id"]: d for d in _done(exp)}
     assert 1 <= len(recorded) < 6 and not (exp / "summary.md").exists()
-    _killed(resume, faults.KILL_AFTER_RECORD_ENV, "confirm")
+    _killed(resume, faults.KILL_AFTER_RECORD_ENV, "confirm", hold="confirm")
     for d in _done(exp) + _done(exp, "confirm"):  # the earliest record of each trial
         recorded.setdefault(d["trial_id"], d)
     assert len(_done(exp)) == 6 and len(_done(exp, "confirm")) == 1
@@ -92,9 +93,12 @@ def test_kills_at_three_moments_lose_nothing_and_run_nothing_twice(tmp_path, smo
     _check_optuna_states(exp, trials)
 
 
-def _killed(cmd: list[str], fault: str, value: str) -> None:
-    """Run a search whose driver kills itself (and its Ray) at the fault's moment."""
-    env = {**os.environ, faults.HOLD_ENV: "6", fault: value}
+def _killed(cmd: list[str], fault: str, value: str, hold: str | None = None) -> None:
+    """Run a search whose driver kills itself (and its Ray) at the fault's moment; ``hold``:
+    the kind of trial that holds 6 s after each checkpoint but its last (none: no holds)."""
+    env = {**os.environ, fault: value}
+    if hold:
+        env.update({faults.HOLD_ENV: "6", faults.HOLD_KIND_ENV: hold})
     proc = subprocess.run(cmd, env=env, timeout=600, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.returncode == -signal.SIGKILL, (fault, value, proc.stderr[-3000:])

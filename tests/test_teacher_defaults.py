@@ -79,7 +79,7 @@ def test_default_teacher_predicts_every_class(six_class_csv, tmp_path):
     cfg = parse_config({
         "name": "teacher_defaults", "cache_dir": str(tmp_path / "cache"),
         "data": {"path": str(path), "label_names": names, "max_train": 600, "max_val": 250,
-                 "max_test": 250, "max_length": 64},
+                 "max_test": 250, "max_length": 48},
         "space": {"alpha": {"type": "uniform", "low": 0.0, "high": 1.0}}})
     assert cfg.teacher == TeacherConfig()
     prep = prepare(cfg)

@@ -52,7 +52,7 @@ def trainable_for(plan: SearchPlan, prep: Any, fn: Any, kind: str) -> Any:
     return tune.with_resources(
         tune.with_parameters(fn, data=prep.trial_data(plan.cfg),
                              threads=max(1, int(s.cpus_per_trial)), metric=s.metric, mode=s.mode,
-                             replay=ended_results(plan, kind)),
+                             replay=ended_results(plan, kind), kind=kind),
         {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
 
 
