@@ -159,9 +159,15 @@ def wait_http(url: str, seconds: float, proc: subprocess.Popen) -> None:
     pytest.fail(f"{url} did not answer within {seconds:.0f} s")
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> str:
-    """A real MLflow tracking server (sqlite backend) on 127.0.0.1, for the whole session."""
+@pytest.fixture(scope="session", autouse=True)
+def _mlflow_boot(request, tmp_path_factory):
+    """The session's MLflow tracking server (sqlite backend) on 127.0.0.1, started with the
+    session when any collected test uses it, so that its ~5 s start-up overlaps the first tests
+    instead of being waited for; ``mlflow_server`` waits until it answers."""
+    # fixturenames is each test's whole fixture closure: the session's search is in it too
+    if not any("mlflow_server" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
     folder = tmp_path_factory.mktemp("mlflow")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
@@ -171,13 +177,19 @@ def mlflow_server(tmp_path_factory) -> str:
                             # no job runner: MLflow 3 otherwise starts 7 huey consumer processes
                             # (~9 s of CPU each) that tracking never uses
                             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    uri = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{uri}/health", 120, proc)
-        yield uri
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(_mlflow_boot) -> str:
+    """A real MLflow tracking server on 127.0.0.1, for the whole session."""
+    uri, proc = _mlflow_boot
+    wait_http(f"{uri}/health", 120, proc)
+    return uri
 
 
 @pytest.fixture(scope="session")

@@ -159,8 +159,9 @@ def test_the_seed_reports_space_runs_tiny(tmp_path, text_data):
                           learning_rate=[1.0e-4, 3.0e-4])
     raw["student"] = {"model": None, "layers": [0, 5], "dropout": 0.2}
     raw["train"].update(epochs=1, eval_batch_size=64)
+    # no confirm stage: what the space adds is its anchor, teacher rates and dropout
     raw["search"].update(num_samples=5, max_concurrent=2, cpus_per_trial=1, gpus_per_trial=0,
-                         confirm={"top_k": 1, "seeds": 1})
+                         confirm={"top_k": 0, "seeds": 0})
     path = tmp_path / "seed_report.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert search.main(["--space", str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
