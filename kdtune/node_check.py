@@ -13,20 +13,23 @@ import socket
 import sys
 from typing import Any
 
+#: The key of a driver's files (:func:`driver_imports`) holding the driver's interpreter.
+PYTHON = "<python>"
+
 
 def node_check(version: str, modules: tuple[str, ...], root: str, driver_marker: str,
                node_id: str, gpus: float, marker_dir: str,
-               driver_imports: dict[str, str] | None = None) -> dict[str, Any]:
+               driver_files: dict[str, str] | None = None) -> dict[str, Any]:
     """Imports (kdtune at the driver's version first), CUDA when the node advertises GPUs, then
     the driver's marker read back and this node's marker written under the results storage.
 
-    ``driver_imports`` (the driver's own node only): the interpreter and the files of the
-    modules the driver has already imported; a module this node would load from the same
+    ``driver_files`` (the driver's own node only, from :func:`driver_imports`): the interpreter
+    and the files of the modules the driver has already imported; a module this node would load from the same
     file with the same interpreter is not imported again (importing torch, transformers and
     scikit-learn costs a fresh worker about 2 s per search).
     """
     out: dict[str, Any] = {"node_id": node_id, "host": socket.gethostname(), "problem": None}
-    todo = tuple(m for m in modules if not _same_as_driver(m, driver_imports or {}))
+    todo = tuple(m for m in modules if not _same_as_driver(m, driver_files or {}))
     problem = _imports(version, todo) or (_cuda(gpus) if gpus > 0 else None)
     if problem is None:
         problem = _storage(root, driver_marker, node_id, marker_dir)
@@ -34,30 +37,26 @@ def node_check(version: str, modules: tuple[str, ...], root: str, driver_marker:
     return out
 
 
-def _same_as_driver(name: str, driver_imports: dict[str, str]) -> bool:
+def _same_as_driver(name: str, driver_files: dict[str, str]) -> bool:
     """The driver imported ``name`` from the file this interpreter would load it from."""
-    if driver_imports.get(PYTHON) != sys.executable or name not in driver_imports:
+    if driver_files.get(PYTHON) != sys.executable or name not in driver_files:
         return False
     try:
         spec = importlib.util.find_spec(name)  # locates a top-level module without running it
     except (ImportError, ValueError):
         return False
-    return spec is not None and spec.origin == driver_imports[name]
-
-
-#: The key of ``driver_imports`` holding the driver's interpreter.
-PYTHON = "<python>"
+    return spec is not None and spec.origin == driver_files[name]
 
 
 def driver_imports(modules: tuple[str, ...]) -> dict[str, str]:
     """Import ``modules`` here, on the driver (its teacher stage needs them too): the file of
-    each that imports, with this interpreter. One that does not is left to the node's check,
-    which reports it in one line."""
+    each that imports, with this interpreter. One that does not (whatever it raises: a broken
+    shared library is an OSError) is left to the node's check, which reports it in one line."""
     out = {PYTHON: sys.executable}
     for name in modules:
         try:
             spec = importlib.import_module(name).__spec__
-        except ImportError:
+        except Exception:  # reported by the node's own import, in one line
             continue
         if spec is not None and spec.origin:
             out[name] = spec.origin

@@ -314,6 +314,7 @@ def test_the_drivers_own_node_skips_only_what_the_driver_imported_from_the_same_
     would load from the same file, is not imported again; from another file, or with another
     interpreter, or one the driver could not import, it is (and its failure is the one line)."""
     from kdtune.node_check import PYTHON, driver_imports, node_check
+    from kdtune.version import __version__
 
     (tmp_path / "kdtune_boom.py").write_text("raise ImportError('broken on this node')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -321,7 +322,7 @@ def test_the_drivers_own_node_skips_only_what_the_driver_imported_from_the_same_
     store.write_text("pre/driver-1", "driver")
 
     def check(imported):
-        return node_check(kdtune_version(), ("kdtune_boom",), str(tmp_path / "rec"), "driver-1",
+        return node_check(__version__, ("kdtune_boom",), str(tmp_path / "rec"), "driver-1",
                           "node-a", 0.0, "pre", imported)["problem"]
 
     same = {PYTHON: sys.executable, "kdtune_boom": str(tmp_path / "kdtune_boom.py")}
@@ -334,9 +335,3 @@ def test_the_drivers_own_node_skips_only_what_the_driver_imported_from_the_same_
     assert listed[PYTHON] == sys.executable and listed["json"].endswith("json/__init__.py")
     assert "kdtune_boom" not in listed
     assert store.read_text("pre/node-a") == "node-a"  # the storage check still ran
-
-
-def kdtune_version() -> str:
-    from kdtune.version import __version__
-
-    return __version__

@@ -104,6 +104,19 @@ def _killed(cmd: list[str], fault: str, value: str, hold: str | None = None) -> 
     assert proc.returncode == -signal.SIGKILL, (fault, value, proc.stderr[-3000:])
 
 
+def test_a_hold_is_limited_to_its_kind(monkeypatch):
+    monkeypatch.setenv(faults.HOLD_ENV, "0.3")
+    monkeypatch.setenv(faults.HOLD_KIND_ENV, "confirm")
+    for kind, waits in (("search", False), ("confirm", True)):
+        t0 = time.perf_counter()
+        faults.hold_after_checkpoint(kind)
+        assert (time.perf_counter() - t0 >= 0.3) is waits, kind
+    monkeypatch.delenv(faults.HOLD_KIND_ENV)  # no kind named: every trial holds
+    t0 = time.perf_counter()
+    faults.hold_after_checkpoint("search")
+    assert time.perf_counter() - t0 >= 0.3
+
+
 def _resumed_confirm_runs(exp) -> list[str]:
     """Confirm runs whose results show a restart from a checkpoint (Ray's result.json)."""
     out = []
