@@ -267,3 +267,42 @@ def test_the_best_checkpoint_is_found_from_the_checkpoints_themselves(tmp_path):
     assert best_checkpoint(result([(0, 0.5)])).path == str(folders[1])  # Ray never saw 0.7
     assert best_checkpoint(result([(0, 0.5), (2, 0.9)])).path == str(folders[2])
     assert best_checkpoint(result([(0, 0.95)])).path == str(folders[1])  # its own 0.5 counts
+
+
+def test_a_trials_end_is_recorded_as_its_last_result_arrives(tmp_path):
+    """Ray tells the searcher (the Optuna study) that a trial ended before it tells the
+    callbacks, so the record is written as the last result arrives, before either: a kill
+    between the two must never leave a study holding an ASHA stop that no record holds."""
+    from ray.tune.experiment import Trial as RayTrial
+
+    from kdtune.record import Record
+    from kdtune.tuning.callbacks import RecordCallback
+
+    record = Record(tmp_path / "exp")
+    callback = RecordCallback(record, "search", {"epochs": 2, "alpha": 0.7})
+
+    def result(trial_id, progress, **extra):
+        return {"trial_id": trial_id, "progress": progress, "val_macro_f1": progress / 4,
+                "full_val": progress % 1 == 0, **extra}
+
+    stopped, finished, longer = (RayTrial("kd_trial", config={"arm": "kd", **own}, trial_id=t,
+                                          stub=True)
+                                 for t, own in (("s", {}), ("f", {}), ("l", {"epochs": 3})))
+    for trial, progress, extra in ((stopped, 1.0, {}), (finished, 1.5, {}), (longer, 2.0, {})):
+        callback.on_trial_result(0, [], trial, result(trial.trial_id, progress, **extra))
+    assert record.finished() == {}  # no trial's last result yet
+    # ASHA stops one at 1.5 (Ray sets done before the callbacks hear the result); one reaches
+    # its last epoch (2 of 2); the third's space gave it 3 epochs: 2.0 is not its end
+    callback.on_trial_result(0, [], stopped, result("s", 1.5, done=True))
+    callback.on_trial_result(0, [], finished, result("f", 2.0))
+    assert set(record.finished()) == {"s", "f"}
+    assert record.finished()["s"]["progress"] == 1.5 and record.finished()["f"]["progress"] == 2.0
+    # what the trainable reported, to be reported again on a resume (Ray's keys dropped)
+    assert record.finished()["s"]["result"] == {"progress": 1.5, "val_macro_f1": 0.375,
+                                                "full_val": False}
+    stopped.update_last_result(result("s", 9.0))  # Ray's end notice: the record holds the end
+    callback.on_trial_complete(0, [], stopped)
+    assert record.finished()["s"]["progress"] == 1.5
+    longer.update_last_result(result("l", 2.0))  # ended with no last result here: recorded now
+    callback.on_trial_complete(0, [], longer)
+    assert record.finished()["l"]["progress"] == 2.0 and record.finished()["l"]["ray_status"] == "terminated"

@@ -84,7 +84,8 @@ def run_config(plan: SearchPlan, name: str, kind: str) -> Any:
                                                 checkpoint_score_attribute=S.CKPT_SCORE,
                                                 checkpoint_score_order="max"),
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
-        callbacks=[RecordCallback(plan.record, kind), *logger_callbacks(plan, kind)])
+        callbacks=[RecordCallback(plan.record, kind, plan.cfg.trial_base()),
+                   *logger_callbacks(plan, kind)])
 
 
 def fit_run(plan: SearchPlan, name: str, make_tuner: Any, trainable: Any) -> Any:

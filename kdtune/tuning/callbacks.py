@@ -8,6 +8,7 @@ from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from kdtune import faults
+from kdtune.params import Trial
 from kdtune.record import schema as S
 from kdtune.record.record import Record
 from kdtune.record.trials import sampled
@@ -17,16 +18,37 @@ class RecordCallback(Callback):
     """One finished-trial object per trial that ends (a whole-object write: safe on S3, and it
     survives a kill of the driver), then the Optuna study copied beside URI results.
 
+    The object is written as the trial's last result arrives (ASHA stops it on that result, it
+    diverged, or it reached its last epoch), before Ray tells the searcher: Ray's controller
+    tells the study first and the callbacks after, so a kill between the two once left a study
+    holding an ASHA stop that no record held, and the resumed trial trained on past it. With
+    the record first, the record is never behind the study.
+
     The report reads these objects for partial searches. A resume hands each trial's reported
     ``result`` back to a trial that Ray's last snapshot still held unfinished (it ended in the
     seconds between that snapshot and a kill), so it is reported again, not trained again.
     """
 
-    def __init__(self, record: Record, kind: str = "search"):
-        self.record, self.kind = record, kind
+    def __init__(self, record: Record, kind: str = "search", base: dict[str, Any] | None = None):
+        self.record, self.kind, self.base = record, kind, dict(base or {})
+        self.written: set[str] = set()  # trials whose end this run has recorded
 
-    def _write(self, trial: Any, ray_status: str) -> None:
-        result = trial.last_result or {}
+    def ends(self, trial: Any, result: dict[str, Any]) -> bool:
+        """Whether ``result`` is the trial's last: Ray stops the trial on it (``done``, set
+        before the callbacks hear it), the trial diverged, or it finished its last epoch."""
+        if result.get("done") or result.get("diverged"):
+            return True
+        own = {k: v for k, v in (trial.config or {}).items() if k != S.ARM}
+        epochs = Trial.of(self.base, own).values.get("epochs")
+        return epochs is not None and float(result.get(S.PROGRESS) or 0.0) >= float(epochs) - 1e-9
+
+    def _end(self, trial: Any, result: dict[str, Any]) -> None:
+        faults.before_record()  # tests only: the moment between a trial's end and its record
+        self._write(trial, result, "terminated")
+        self.written.add(trial.trial_id)
+        faults.after_record(self.kind)  # tests only: the record ahead of Ray's saved state
+
+    def _write(self, trial: Any, result: dict[str, Any], ray_status: str) -> None:
         config = dict(trial.config or {})
         self.record.mark_finished({
             S.TRIAL_ID: trial.trial_id, "kind": self.kind, "ray_status": ray_status,
@@ -45,14 +67,17 @@ class RecordCallback(Callback):
         if result.get(S.FULL_VAL):  # epoch ends: what the study learnt so far, at small cost
             self.record.sync_optuna()
             faults.after_checkpoint(self.kind)  # tests only: a kill with a trial mid-way
+        if self.ends(trial, result):
+            self._end(trial, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        faults.before_record()  # tests only: the moment between a trial's end and its record
-        self._write(trial, "terminated")
-        faults.after_record(self.kind)  # tests only: the record ahead of Ray's saved state
+        if trial.trial_id in self.written:  # recorded at its last result: the study now too
+            self.record.sync_optuna()
+        else:  # it ended without a last result here (e.g. restored at its last checkpoint)
+            self._end(trial, trial.last_result or {})
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._write(trial, "error")
+        self._write(trial, trial.last_result or {}, "error")
 
 
 def reported(result: dict[str, Any]) -> dict[str, Any]:
