@@ -24,7 +24,7 @@ from benchmarks.common import HEADER, parse_table  # noqa: E402
 from benchmarks.kd import flops, step_profile  # noqa: E402
 
 COL = {name: i for i, name in enumerate(HEADER)}
-UNITS = {"6a": "s", "6b": "s", "7a": "GFLOP/s", "7b": "ms"}
+UNITS = {"6a": "s", "6b": "s", "6c": "macro-F1", "7a": "GFLOP/s", "7b": "ms"}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,8 @@ def test_rows_print_measurements_ratio_and_verdict(tiny_run):
     printed = tiny_run["printed"]
     assert set(printed) == set(UNITS)
     for rid, cells in printed.items():
+        if rid == "6c":  # a quality row: its target is not a ratio (test_row_6c_...)
+            continue
         ref, ours = cells[COL["reference"]].split(), cells[COL["kdtune"]].split()
         assert ref[1] == ours[1] == UNITS[rid], cells
         assert float(ref[0]) > 0 and float(ours[0]) > 0, cells
@@ -71,6 +73,29 @@ def test_row_6_prints_train_and_eval_times_with_f1(tiny_run):
             for r in runs:  # an epoch is its training plus its validation, on each clock
                 for clock in ("cpu", "wall"):
                     assert r[clock]["epoch"] == pytest.approx(r[clock]["train"] + r[clock]["eval"])
+
+
+def test_row_6c_compares_f1_over_seeds(tiny_run):
+    row, cells = tiny_run["rows"]["6c"], tiny_run["printed"]["6c"]
+    f1 = row["raw"]["f1"]
+    assert len(f1["kdtune"]) == len(f1["trainer_bf16"]) == 2  # the tiny mode's seeds 0-1
+    assert row["kdtune"] == pytest.approx(sum(f1["kdtune"]) / 2)
+    assert row["reference"] == pytest.approx(sum(f1["trainer_bf16"]) / 2)
+    within = abs(row["kdtune"] - row["reference"]) <= row["raw"]["ref_sd"] + 1e-12
+    assert cells[COL["result"]] == ("PASS" if within else "FAIL")
+    assert "seeds 0-1" in cells[COL["notes"]] and "95% CI" in cells[COL["notes"]]
+
+
+def test_paired_difference_by_hand():
+    from benchmarks.kd.row_trainer_quality import paired
+
+    s = paired([0.80, 0.84, 0.82], [0.81, 0.83, 0.84])
+    # differences -1, +1, -2 points: mean -2/3, SD sqrt(7/3) = 1.5275, SEM 0.8819, t(0.975, 2)
+    # = 4.3027: half-width 3.7946
+    assert s["diff_points"] == pytest.approx(-2 / 3)
+    assert s["ci_points"] == pytest.approx([-2 / 3 - 3.7946, -2 / 3 + 3.7946], abs=1e-3)
+    assert s["ref_sd"] == pytest.approx(0.015275, abs=1e-5)
+    assert s["mean"] == pytest.approx(0.82) and s["ref_mean"] == pytest.approx(0.82667, abs=1e-5)
 
 
 def test_row_7_prints_rates_and_profile_shares(tiny_run):

@@ -36,6 +36,7 @@ class Mode:
     overrides: dict[str, Any] = field(default_factory=dict)
     rows: tuple[int, ...] = (1, 2, 3, 4, 5)  # the rows run unless --rows says otherwise
     matmul_seconds: float = 0.25  # row 7: each GEMM shape's matmul loop runs at least this long
+    quality_seeds: int = 0  # row 6c: seeds of kdtune's and the Trainer's CE epoch (0: off)
 
 
 #: Both searches of rows 3-4 skip the confirm stage: it is not part of the search being
@@ -55,7 +56,7 @@ MODES = {
     # epochs (10 KD + a tuned CE arm of 4), validation twice per epoch, ASHA grace 0.5 epoch (or
     # the warm-up's end), reduction factor 3.
     "full": Mode("full", "search_spaces/alpha_temp.yaml", repeats=3, epochs=1,
-                 rows=(1, 2, 3, 4, 5, 6, 7)),
+                 rows=(1, 2, 3, 4, 5, 6, 7), quality_seeds=10),
     # Rows 6-7 (transformers.Trainer, utilisation) at a test's size: smoke.yaml cut to 48 train
     # / 24 val rows of at most 16 tokens (2 steps per epoch). It checks that the rows run and
     # print their fields in seconds; its numbers mean nothing. Rows 6-7 are off in --quick,
@@ -63,7 +64,7 @@ MODES = {
     "tiny": Mode("tiny", "search_spaces/smoke.yaml", repeats=1, epochs=1,
                  overrides={"data.max_train": 48, "data.max_val": 24, "data.max_test": 24,
                             "data.max_length": 16},
-                 rows=(6, 7), matmul_seconds=0.01),
+                 rows=(6, 7), matmul_seconds=0.01, quality_seeds=2),
 }
 
 

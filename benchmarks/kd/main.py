@@ -72,7 +72,7 @@ def results_stem(mode: str, rows: set[int]) -> str:
 def data_rows(bench: Any, wanted: set[int], stages: Stages, rows: list[Row],
               save: Callable[[], None]) -> None:
     """Rows 1-2 and 5-7, which share one prepared data set (and its cached teacher)."""
-    from benchmarks.kd import row_epoch, row_memory, row_trainer, row_utilisation
+    from benchmarks.kd import row_epoch, row_memory, row_trainer, row_trainer_quality, row_utilisation
 
     if not wanted & {1, 2, 5, 6, 7}:
         return
@@ -83,9 +83,10 @@ def data_rows(bench: Any, wanted: set[int], stages: Stages, rows: list[Row],
     if wanted & {1, 2}:
         rows += [r for r in stages.run("rows 1-2", row_epoch.run, bench) if r.number in wanted]
         save()
-    for number, module in ((5, row_memory), (6, row_trainer), (7, row_utilisation)):
-        if number in wanted:
-            rows += stages.run(f"row {number}", module.run, bench)
+    for name, module in (("5", row_memory), ("6", row_trainer), ("6c", row_trainer_quality),
+                         ("7", row_utilisation)):
+        if int(name[0]) in wanted:
+            rows += stages.run(f"row {name}", module.run, bench)
             save()
 
 
