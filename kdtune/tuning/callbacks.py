@@ -55,7 +55,6 @@ class RecordCallback(Callback):
             S.ARM: config.get(S.ARM, "kd"), "hparams": sampled(config),
             S.PROGRESS: result.get(S.PROGRESS), "diverged": bool(result.get("diverged")),
             **{q: result.get(q) for q in S.QUALITY}, "result": reported(result)})
-        self.record.sync_optuna()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # the study now holds this trial: copy it beside URI results, so a resume on another
@@ -71,13 +70,13 @@ class RecordCallback(Callback):
             self._end(trial, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id in self.written:  # recorded at its last result: the study now too
-            self.record.sync_optuna()
-        else:  # it ended without a last result here (e.g. restored at its last checkpoint)
-            self._end(trial, trial.last_result or {})
+        if trial.trial_id not in self.written:  # it ended without a last result here (e.g.
+            self._end(trial, trial.last_result or {})  # restored at its last checkpoint)
+        self.record.sync_optuna()  # Ray has told the study now
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(trial, trial.last_result or {}, "error")
+        self.record.sync_optuna()
 
 
 def reported(result: dict[str, Any]) -> dict[str, Any]:
