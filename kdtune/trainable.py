@@ -104,8 +104,8 @@ def kd_trial(config: dict[str, Any], *, data: TrialData, threads: int, metric: s
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(trainer, Path(tmp), metrics[S.CKPT_SCORE])
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-        if m.progress < trainer.params.epochs:
-            faults.hold_after_checkpoint(kind)  # tests only: a window to kill a trial mid-way
+        if m.progress < trainer.params.epochs:  # tests only: a window to kill a trial mid-way
+            faults.hold_after_checkpoint(kind, tune.get_context())
 
     trainer.callbacks.append(report)
     checkpoint = tune.get_checkpoint()

@@ -2,11 +2,13 @@
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -115,6 +117,38 @@ def test_a_hold_is_limited_to_its_kind(monkeypatch):
     t0 = time.perf_counter()
     faults.hold_after_checkpoint("search")
     assert time.perf_counter() - t0 >= 0.3
+
+
+def test_a_held_trial_waits_for_another_trials_checkpoint(tmp_path, monkeypatch):
+    """With the kill after a run's end armed, a held run goes on only once another run of its
+    stage has a checkpoint old enough for Ray's snapshot to hold it (or the wait runs out)."""
+    monkeypatch.setattr(faults, "KILL_DELAY_S", 0.5)
+    monkeypatch.setattr(faults, "SIBLING_WAIT_S", 1.0)
+    mine, other = tmp_path / "confirm_trial_a", tmp_path / "confirm_trial_b"
+    (mine / "checkpoint_000000").mkdir(parents=True)  # its own checkpoint never counts
+    other.mkdir()
+
+    def waited() -> float:
+        t0 = time.perf_counter()
+        faults.wait_for_another_checkpoint(mine)
+        return time.perf_counter() - t0
+
+    assert waited() >= 1.0  # no other checkpoint: the whole wait, then on
+    (other / "checkpoint_000000").mkdir()
+    assert 0.4 <= waited() < 1.0  # a fresh one: until it is KILL_DELAY_S old
+    os.utime(other / "checkpoint_000000", (time.time() - 5, time.time() - 5))
+    assert waited() < 0.3  # an old one: at once
+    monkeypatch.setenv(faults.HOLD_ENV, "0.01")
+    monkeypatch.setenv(faults.HOLD_KIND_ENV, "confirm")
+    monkeypatch.setenv(faults.KILL_AFTER_RECORD_ENV, "confirm")
+    shutil.rmtree(other / "checkpoint_000000")
+    t0 = time.perf_counter()
+    context = SimpleNamespace(get_storage=lambda: SimpleNamespace(trial_fs_path=str(mine)))
+    faults.hold_after_checkpoint("search", context)  # another kind: no hold, no wait
+    faults.hold_after_checkpoint("confirm")  # no trial context: the hold only
+    assert time.perf_counter() - t0 < 0.3
+    faults.hold_after_checkpoint("confirm", context)
+    assert time.perf_counter() - t0 >= 1.0
 
 
 def _resumed_confirm_runs(exp) -> list[str]:
@@ -279,20 +313,19 @@ def test_a_trials_end_is_recorded_as_its_last_result_arrives(tmp_path):
     from kdtune.tuning.callbacks import RecordCallback
 
     record = Record(tmp_path / "exp")
-    callback = RecordCallback(record, "search", {"epochs": 2, "alpha": 0.7})
+    callback = RecordCallback(record, "search", epochs=2)
 
     def result(trial_id, progress, **extra):
         return {"trial_id": trial_id, "progress": progress, "val_macro_f1": progress / 4,
                 "full_val": progress % 1 == 0, **extra}
 
-    stopped, finished, longer = (RayTrial("kd_trial", config={"arm": "kd", **own}, trial_id=t,
-                                          stub=True)
-                                 for t, own in (("s", {}), ("f", {}), ("l", {"epochs": 3})))
-    for trial, progress, extra in ((stopped, 1.0, {}), (finished, 1.5, {}), (longer, 2.0, {})):
-        callback.on_trial_result(0, [], trial, result(trial.trial_id, progress, **extra))
+    stopped, finished, restored = (RayTrial("kd_trial", config={"arm": "kd"}, trial_id=t, stub=True)
+                                   for t in ("s", "f", "r"))
+    for trial, progress in ((stopped, 1.0), (finished, 1.5), (restored, 1.5)):
+        callback.on_trial_result(0, [], trial, result(trial.trial_id, progress))
     assert record.finished() == {}  # no trial's last result yet
     # ASHA stops one at 1.5 (Ray sets done before the callbacks hear the result); one reaches
-    # its last epoch (2 of 2); the third's space gave it 3 epochs: 2.0 is not its end
+    # its last epoch (2 of 2); the third is still running
     callback.on_trial_result(0, [], stopped, result("s", 1.5, done=True))
     callback.on_trial_result(0, [], finished, result("f", 2.0))
     assert set(record.finished()) == {"s", "f"}
@@ -303,6 +336,6 @@ def test_a_trials_end_is_recorded_as_its_last_result_arrives(tmp_path):
     stopped.update_last_result(result("s", 9.0))  # Ray's end notice: the record holds the end
     callback.on_trial_complete(0, [], stopped)
     assert record.finished()["s"]["progress"] == 1.5
-    longer.update_last_result(result("l", 2.0))  # ended with no last result here: recorded now
-    callback.on_trial_complete(0, [], longer)
-    assert record.finished()["l"]["progress"] == 2.0 and record.finished()["l"]["ray_status"] == "terminated"
+    restored.update_last_result(result("r", 2.0))  # ended with no last result here: recorded now
+    callback.on_trial_complete(0, [], restored)
+    assert record.finished()["r"]["progress"] == 2.0 and record.finished()["r"]["ray_status"] == "terminated"

@@ -84,7 +84,7 @@ def run_config(plan: SearchPlan, name: str, kind: str) -> Any:
                                                 checkpoint_score_attribute=S.CKPT_SCORE,
                                                 checkpoint_score_order="max"),
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
-        callbacks=[RecordCallback(plan.record, kind, plan.cfg.trial_base()),
+        callbacks=[RecordCallback(plan.record, kind, plan.cfg.train.epochs),
                    *logger_callbacks(plan, kind)])
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from kdtune import faults
-from kdtune.params import Trial
 from kdtune.record import schema as S
 from kdtune.record.record import Record
 from kdtune.record.trials import sampled
@@ -29,18 +29,17 @@ class RecordCallback(Callback):
     seconds between that snapshot and a kill), so it is reported again, not trained again.
     """
 
-    def __init__(self, record: Record, kind: str = "search", base: dict[str, Any] | None = None):
-        self.record, self.kind, self.base = record, kind, dict(base or {})
+    def __init__(self, record: Record, kind: str = "search", epochs: float = math.inf):
+        self.record, self.kind, self.epochs = record, kind, float(epochs)
         self.written: set[str] = set()  # trials whose end this run has recorded
 
-    def ends(self, trial: Any, result: dict[str, Any]) -> bool:
-        """Whether ``result`` is the trial's last: Ray stops the trial on it (``done``, set
-        before the callbacks hear it), the trial diverged, or it finished its last epoch."""
+    def ends(self, result: dict[str, Any]) -> bool:
+        """Whether ``result`` is a trial's last: Ray stops the trial on it (``done``, set before
+        the callbacks hear it), the trial diverged, or it finished its last epoch (every trial
+        of a search trains ``train.epochs``: epochs are not searchable)."""
         if result.get("done") or result.get("diverged"):
             return True
-        own = {k: v for k, v in (trial.config or {}).items() if k != S.ARM}
-        epochs = Trial.of(self.base, own).values.get("epochs")
-        return epochs is not None and float(result.get(S.PROGRESS) or 0.0) >= float(epochs) - 1e-9
+        return float(result.get(S.PROGRESS) or 0.0) >= self.epochs - 1e-9
 
     def _end(self, trial: Any, result: dict[str, Any]) -> None:
         faults.before_record()  # tests only: the moment between a trial's end and its record
@@ -66,7 +65,7 @@ class RecordCallback(Callback):
         if result.get(S.FULL_VAL):  # epoch ends: what the study learnt so far, at small cost
             self.record.sync_optuna()
             faults.after_checkpoint(self.kind)  # tests only: a kill with a trial mid-way
-        if self.ends(trial, result):
+        if self.ends(result):
             self._end(trial, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
