@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from kdtune import search
 from kdtune.config import load_config
 from kdtune.tuning.searchers import ArmRouter, build_router
+from kdtune.tuning.settle import TRIAL_ATTR, row_outcome, settle_studies
 
 SPACE = "search_spaces/smoke.yaml"
 
@@ -225,3 +226,69 @@ def test_an_unreadable_trial_list_adopts_nothing(tmp_path):
     assert restored_trials(tmp_path) == []
     (tmp_path / "experiment_state-x.json").write_text('{"trial_data": [["{not json')
     assert restored_trials(tmp_path) == []
+
+
+def _sqlite_router(tmp_path, lrs: list[float], **search) -> tuple[ArmRouter, str]:
+    overrides = {f"search.{k}": v for k, v in search.items()}
+    overrides["space"] = {"learning_rate": {"type": "choice", "values": lrs}}
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    return build_router(load_config(SPACE, overrides), optuna.storages.RDBStorage(url)), url
+
+
+def _study_trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    return [t for s in optuna.get_all_study_summaries(url)
+            for t in optuna.load_study(study_name=s.study_name, storage=url).get_trials()]
+
+
+def test_study_trials_a_kill_left_running_are_told_their_recorded_outcome(tmp_path):
+    """A URI search's study copy can miss the tells of trials that ended just before a kill
+    (Ray's snapshot holding them ended, so the resumed run never hears of them again): once the
+    search ends, each is told the outcome its trials.csv row gives; one never trained, FAIL."""
+    router, url = _sqlite_router(tmp_path, [i * 1e-5 for i in range(1, 51)], num_samples=6,
+                                 anchors=False)
+    assert all(router.suggest(f"t{i}") != "FINISHED" for i in range(5)) and not router.duplicates
+    by_id = {t.user_attrs.get(TRIAL_ATTR): t for t in _study_trials(url)}
+    assert set(by_id) == {f"t{i}" for i in range(5)}  # each study trial names its Ray trial
+    router.on_trial_complete("t4", {"progress": 2.0, "val_macro_f1": 0.6, "full_val": True,
+                                    "training_iteration": 2})  # told before the kill
+    optuna.load_study(study_name="smoke", storage=url).ask()  # asked, never given to Ray
+    trials = pd.DataFrame([
+        {"trial_id": "t0", "status": "completed", "best_val_macro_f1": 0.8,
+         "last_val_macro_f1": 0.7},
+        {"trial_id": "t1", "status": "stopped early", "best_val_macro_f1": 0.5},
+        {"trial_id": "t2", "status": "errored"},
+        {"trial_id": "t3", "status": "diverged"},
+        {"trial_id": "t4", "status": "completed", "best_val_macro_f1": 0.6}])
+    told = settle_studies(url, trials, ["val_macro_f1"])
+    assert told == {"COMPLETE": 1, "PRUNED": 2, "FAIL": 2}  # t4 was not told again
+    after = {t.user_attrs.get(TRIAL_ATTR): t for t in _study_trials(url)}
+    assert after["t0"].state == TrialState.COMPLETE and after["t0"].value == 0.8  # best, not last
+    assert [after[t].state for t in ("t1", "t2", "t3")] == [
+        TrialState.PRUNED, TrialState.FAIL, TrialState.PRUNED]
+    assert after["t4"].value == 0.6 and after[None].state == TrialState.FAIL
+    assert settle_studies(url, trials, ["val_macro_f1"]) == {}  # nothing left RUNNING
+
+
+def test_duplicates_a_kill_left_running_are_told_their_originals_outcome(tmp_path):
+    router, url = _sqlite_router(tmp_path, [1e-4], num_samples=4, anchors=False)
+    router.suggest("a")
+    assert router.suggest("b") == "FINISHED" and len(router.duplicates) == 3
+    ids = {t.user_attrs.get(TRIAL_ATTR) for t in _study_trials(url)}
+    assert ids == {"a", *(d["trial_id"] for d in router.duplicates)}
+    rows = [{"trial_id": "a", "status": "completed", "best_val_macro_f1": 0.75}]
+    rows += [{"trial_id": d["trial_id"], "status": "duplicate", "duplicate_of": "a"}
+             for d in router.duplicates]
+    assert settle_studies(url, pd.DataFrame(rows), ["val_macro_f1"]) == {"COMPLETE": 4}
+    assert [t.value for t in _study_trials(url)] == [0.75] * 4
+
+
+def test_the_outcome_of_a_trials_row():
+    nan = float("nan")
+    one, two = ["val_macro_f1"], ["val_macro_f1", "latency_ms"]
+    done = {"status": "completed", "best_val_macro_f1": 0.9, "last_val_macro_f1": 0.8,
+            "latency_ms": 3.5}
+    assert row_outcome(done, one) == (TrialState.COMPLETE, [0.9])
+    assert row_outcome(done, two) == (TrialState.COMPLETE, [0.8, 3.5])  # what Ray reported last
+    assert row_outcome({**done, "best_val_macro_f1": nan}, one) == (TrialState.FAIL, None)
+    assert row_outcome({"status": "stopped early"}, one) == (TrialState.PRUNED, None)
+    assert row_outcome({"status": "errored"}, one) == (TrialState.FAIL, None)

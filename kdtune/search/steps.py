@@ -72,20 +72,14 @@ def _short(plan: SearchPlan, results: list[Any]) -> int:
     return max(0, plan.cfg.search.num_samples - len(done))
 
 
-def close_orphans(plan: SearchPlan) -> None:
-    """Once every trial of the search has ended, a study trial still RUNNING was suggested just
-    before a kill and never trained (Ray's restored state did not know it): it is told FAIL, so
-    no study holds a trial that will never end."""
-    import optuna
-    from optuna.trial import TrialState
+def settle_studies(plan: SearchPlan, trials: Any) -> None:
+    """Once every trial of the search has ended, no study trial is left RUNNING: one a kill
+    cut off from its study copy is told its outcome from ``trials``, one never trained FAIL
+    (kdtune.tuning.settle)."""
+    from kdtune.tuning.settle import settle_studies as settle
 
-    url = plan.record.optuna_url()
-    for summary in optuna.get_all_study_summaries(url):
-        study = optuna.load_study(study_name=summary.study_name, storage=url)
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study.tell(trial.number, state=TrialState.FAIL)
-            log.warning("study %s: trial %d was suggested before a kill and never trained; told "
-                        "FAIL", summary.study_name, trial.number)
+    s = plan.cfg.search
+    settle(plan.record.optuna_url(), trials, list(s.objectives or [s.metric]))
     plan.record.sync_optuna()
 
 
@@ -105,8 +99,8 @@ def _search_and_confirm(plan: SearchPlan, prep: Any, info: dict[str, Any]) -> Ou
         info["search_seconds"] += more
     if interrupted(plan, plan.cfg.search.num_samples):
         return Outcome(EXIT_INTERRUPTED, info=info)
-    close_orphans(plan)
     trials, _ = tables(plan, results)
+    settle_studies(plan, trials)
     confirm_results, info["confirm_seconds"] = run_confirm_stage(plan, prep, trials)
     if confirm_pending(plan, trials):
         return Outcome(EXIT_INTERRUPTED, info=info)

@@ -10,6 +10,8 @@ and the callback that keeps the experiment record.
   progress in epochs and which spares protected anchors.
 * :mod:`~kdtune.tuning.callbacks`: :class:`RecordCallback`, one record object per finished
   trial, and the Optuna study synced beside URI results.
+* :mod:`~kdtune.tuning.settle`: study trials a kill left RUNNING, told their outcome from the
+  trials table once the search has ended (or FAIL, never trained).
 """
 
 from kdtune.tuning.callbacks import RecordCallback

@@ -29,6 +29,7 @@ from kdtune.config import ExperimentConfig, same_value, study_name
 from kdtune.params import effective
 from kdtune.record import schema as S
 from kdtune.strategies import strategy
+from kdtune.tuning.settle import TRIAL_ATTR
 from kdtune.tuning.space import arm_space
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,12 @@ class ArmSearcher(OptunaSearch):
             return "pruned", None
         return "complete", {self.metric: float(value)}
 
+    def tag(self, key: str, trial_id: str) -> None:
+        """Name on the study trial of ``key`` the Ray trial (or served duplicate) it is: a study
+        trial a kill left RUNNING is told its recorded outcome later (kdtune.tuning.settle)."""
+        if key in self._ot_trials:
+            self._ot_trials[key].set_user_attr(TRIAL_ATTR, trial_id)
+
     def tell(self, key: str, kind: str, result: dict | None) -> None:
         # OptunaSearch tells FAIL for (no value, error) and PRUNED for (no value, no error).
         try:
@@ -190,6 +197,7 @@ class ArmRouter(Searcher):
             self.issued[arm] += 1
             original = self._find_duplicate(arm, hparams)
             if original is None:
+                self.arms[arm].tag(key, trial_id)
                 self.keys[trial_id] = (arm, key)
                 self.known.append((arm, effective(hparams), trial_id))
                 return {S.ARM: arm, **hparams}
@@ -203,6 +211,7 @@ class ArmRouter(Searcher):
                  S.DUPLICATE_OF: original, "hparams": hparams}
         log.info("trial %s would repeat %s (%s): its known result is used instead", entry[S.TRIAL_ID],
                  original, hparams)
+        self.arms[arm].tag(key, entry[S.TRIAL_ID])
         self.duplicates.append(entry)
         if self.on_duplicate is not None:
             self.on_duplicate(entry)
@@ -247,8 +256,8 @@ class ArmRouter(Searcher):
         Ray writes a snapshot's trial list before the searcher's state, and uploads the files of
         a snapshot to object storage one by one, so a kill can leave a trial list newer than the
         searcher: without this, the resumed searcher would hand out that trial's share of
-        ``num_samples`` again (6 trials for 5). An adopted trial runs on; only its study misses
-        it (the study copy tells a trial left RUNNING FAIL).
+        ``num_samples`` again (6 trials for 5). An adopted trial runs on; its study hears
+        of it only once the search has ended (kdtune.tuning.settle), so TPE misses it until then.
         """
         for trial_id, config in trials:
             arm = config.get(S.ARM, "kd")
