@@ -99,8 +99,13 @@ def _fine_tune_once(cfg: ExperimentConfig, t: TeacherConfig, lr: float, encoded:
     params = TrainParams(epochs=t.epochs, batch_size=t.batch_size, learning_rate=lr, alpha=1.0,
                          weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
                          seed=t.seed, eval_batch_size=cfg.train.eval_batch_size,
-                         precision=cfg.train.precision)
-    best = KeepBest("val_macro_f1", "max")  # whole-split evaluations only, never the subset
+                         precision=cfg.train.precision,
+                         # epoch ends only: no ASHA steers a teacher, and only whole-split
+                         # scores pick its epoch (subset rungs cost ~10% of each epoch for
+                         # nothing; evaluation draws no random numbers, so the weights are
+                         # the same)
+                         eval_every=1.0)
+    best = KeepBest("val_macro_f1", "max")  # whole-split evaluations only
     trainer = Trainer(model, encoded["train"], encoded["val"], params, label_names, device=device,
                       callbacks=[best], progress=True, progress_desc="teacher",
                       class_weights=class_weights(encoded["train"].labels, len(label_names),
