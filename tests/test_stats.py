@@ -16,7 +16,10 @@ import pytest
 from scipy import stats as sps
 
 from kdtune.retrain.stats import (
+    RESAMPLE_CHUNK,
+    bootstrap_differences,
     example_level_tests,
+    macro_f1_of_confusions,
     majority_vote,
     minimum_detectable_effect,
     seed_level_tests,
@@ -92,6 +95,41 @@ def test_bootstrap_identical_predictions_and_seeded():
     a = example_level_tests(labels, other, preds, num_classes=3, n_resamples=200, seed=7)
     b = example_level_tests(labels, other, preds, num_classes=3, n_resamples=200, seed=7)
     assert a["bootstrap"] == b["bootstrap"]
+
+
+def test_macro_f1_of_a_confusion_matrix_hand_computed():
+    # true x predicted, 3 classes; class 2 neither true nor predicted in the second matrix
+    conf = np.array([[[3, 1, 0], [0, 2, 2], [1, 0, 1]],
+                     [[4, 1, 0], [2, 3, 0], [0, 0, 0]]])
+    # first: tp 3, 2, 1; predicted 4, 3, 3; true 4, 4, 2 -> F1 6/8, 4/7, 2/5
+    # second: tp 4, 3, 0; predicted 6, 4, 0; true 5, 5, 0 -> F1 8/11, 6/9, 0 (zero_division)
+    want = [(6 / 8 + 4 / 7 + 2 / 5) / 3, (8 / 11 + 6 / 9 + 0.0) / 3]
+    assert macro_f1_of_confusions(conf) == pytest.approx(want, abs=1e-15)
+
+
+@pytest.mark.parametrize("n, classes, resamples", [(10, 3, 5), (97, 4, 2 * RESAMPLE_CHUNK + 3),
+                                                    (40, 7, 50)])
+def test_bootstrap_counts_give_scikit_learns_numbers(n, classes, resamples):
+    """The counted bootstrap against the plain one: for each resample in turn, n indices from
+    the seeded Generator and scikit-learn's macro-F1 of both models (a class may be missing
+    from a resample, or from every prediction: the 7-class case predicts only 0-4)."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(n)
+    labels = rng.integers(0, classes, size=n)
+    student = np.where(rng.random(n) < 0.7, labels, rng.integers(0, min(classes, 5), size=n))
+    baseline = np.where(rng.random(n) < 0.6, labels, rng.integers(0, min(classes, 5), size=n))
+
+    def f1(y, p):
+        return f1_score(y, p, labels=list(range(classes)), average="macro", zero_division=0)
+
+    draw = np.random.default_rng(11)
+    want = []
+    for _ in range(resamples):
+        idx = draw.integers(0, n, size=n)
+        want.append(f1(labels[idx], student[idx]) - f1(labels[idx], baseline[idx]))
+    got = bootstrap_differences(labels, student, baseline, classes, resamples, seed=11)
+    assert got == pytest.approx(want, abs=1e-12)
 
 
 def test_majority_vote_with_tie_broken_by_mean_probability():

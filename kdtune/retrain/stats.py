@@ -8,7 +8,9 @@
 
 The decision built on these lives in :mod:`kdtune.retrain.decision`.
 
-scipy / scikit-learn do the statistics; nothing here but counting is done by hand.
+scipy / scikit-learn do the statistics; nothing here but counting is done by hand (the
+bootstrap's resampled macro-F1s are counted from confusion matrices, checked against
+scikit-learn).
 """
 
 from __future__ import annotations
@@ -76,6 +78,48 @@ def majority_vote(predictions: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return (votes + 0.5 * probs.mean(axis=0)).argmax(axis=-1)  # mean prob < 1 only breaks ties
 
 
+#: Bootstrap resamples whose confusion matrices are counted at once (memory ~ this x n x 8 B).
+RESAMPLE_CHUNK = 256
+
+
+def macro_f1_of_confusions(conf: np.ndarray) -> np.ndarray:
+    """Macro-F1 of each confusion matrix of ``conf`` ([k, C, C], true x predicted), exactly as
+    scikit-learn's ``f1_score(average="macro", labels=range(C), zero_division=0)``: per class
+    F1 = 2 tp / (2 tp + fp + fn) = 2 tp / (predicted + true), 0 for a class neither true nor
+    predicted, averaged over all C classes."""
+    tp = np.diagonal(conf, axis1=1, axis2=2).astype(np.float64)
+    denom = (conf.sum(axis=1) + conf.sum(axis=2)).astype(np.float64)
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return f1.mean(axis=1)
+
+
+def _resampled_confusions(labels: np.ndarray, preds: np.ndarray, idx: np.ndarray,
+                          num_classes: int) -> np.ndarray:
+    """[k, C, C] confusion matrices of ``preds`` on the k index rows of ``idx`` ([k, n])."""
+    k = len(idx)
+    cells = num_classes * num_classes
+    codes = labels[idx] * num_classes + preds[idx] + (np.arange(k) * cells)[:, None]
+    return np.bincount(codes.ravel(), minlength=k * cells).reshape(k, num_classes, num_classes)
+
+
+def bootstrap_differences(labels: np.ndarray, student: np.ndarray, baseline: np.ndarray,
+                          num_classes: int, n_resamples: int, seed: int) -> np.ndarray:
+    """Macro-F1(student) - macro-F1(baseline) on ``n_resamples`` paired resamples of the test
+    examples (the same indices for both; a seeded numpy Generator draws each resample's n
+    indices in turn). Counted as confusion matrices, a chunk of resamples at a time: the same
+    numbers as scikit-learn per resample (tests/test_stats.py), about 100x faster."""
+    labels, student, baseline = (np.asarray(a, dtype=np.int64) for a in (labels, student, baseline))
+    rng, n = np.random.default_rng(seed), len(labels)
+    diffs = []
+    for start in range(0, n_resamples, RESAMPLE_CHUNK):
+        # one draw of [k, n] gives the very indices k successive draws of n would
+        idx = rng.integers(0, n, size=(min(RESAMPLE_CHUNK, n_resamples - start), n))
+        diffs.append(macro_f1_of_confusions(_resampled_confusions(labels, student, idx, num_classes))
+                     - macro_f1_of_confusions(_resampled_confusions(labels, baseline, idx,
+                                                                    num_classes)))
+    return np.concatenate(diffs) if diffs else np.empty(0)
+
+
 def example_level_tests(labels: np.ndarray, student: np.ndarray, baseline: np.ndarray,
                         num_classes: int, n_resamples: int, seed: int) -> dict[str, Any]:
     """Paired bootstrap CI of the test macro-F1 difference and exact McNemar on correctness.
@@ -83,7 +127,6 @@ def example_level_tests(labels: np.ndarray, student: np.ndarray, baseline: np.nd
     The bootstrap resamples test-example indices with a seeded numpy Generator, the same
     indices for student and baseline, and takes the percentile interval of the differences.
     """
-    import sklearn
     from scipy import stats
     from sklearn.metrics import f1_score
 
@@ -92,12 +135,7 @@ def example_level_tests(labels: np.ndarray, student: np.ndarray, baseline: np.nd
     def macro_f1(y: np.ndarray, p: np.ndarray) -> float:
         return float(f1_score(y, p, labels=classes, average="macro", zero_division=0))
 
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_resamples)
-    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
-        for i in range(n_resamples):
-            idx = rng.integers(0, len(labels), size=len(labels))
-            diffs[i] = macro_f1(labels[idx], student[idx]) - macro_f1(labels[idx], baseline[idx])
+    diffs = bootstrap_differences(labels, student, baseline, num_classes, n_resamples, seed)
     tail = (1.0 - CONFIDENCE) / 2
     ci_low, ci_high = np.quantile(diffs, [tail, 1.0 - tail])
     s_ok, b_ok = student == labels, baseline == labels
