@@ -29,7 +29,7 @@ from kdtune.record.record import Record
 log = logging.getLogger(__name__)
 
 #: What a trial imports on its node (kdtune itself arrives through runtime_env when missing).
-TRIAL_MODULES = ("numpy", "torch", "transformers", "safetensors", "sklearn", "pandas", "pyarrow")
+TRIAL_MODULES = ("numpy", "torch", "transformers", "safetensors", "pandas", "pyarrow")
 PREFLIGHT_DIR = ".kdtune-preflight"
 PREFLIGHT_TIMEOUT_S = 120.0
 #: The teacher's fine-tuning as a Ray task: re-run on another node up to this many times when

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from kdtune.batches import Encoded
+from kdtune.metrics import classification_metrics
 from kdtune.models import count_parameters
 from kdtune.params import Trial
 from kdtune.recipe import TrialData, build_model
@@ -26,7 +27,7 @@ from kdtune.record import schema as S
 from kdtune.record.record import Record
 from kdtune.trainer import CHECKPOINT_STATE as STATE
 from kdtune.trainer import CHECKPOINT_WEIGHTS as WEIGHTS
-from kdtune.trainer import classification_metrics, predict_logits
+from kdtune.trainer import predict_logits
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from kdtune.batches import Encoded, batch_indices, row_positions
 from kdtune.config import ExperimentConfig, TeacherConfig
 from kdtune.devices import autocast, best_device, inference_batch_size, precision
 from kdtune.logs import progress_bar
+from kdtune.metrics import classification_metrics
 from kdtune.models import ModelBlob, count_parameters, load_classifier, load_finetuned
 from kdtune.params import TrainParams
 from kdtune.record import record as R
@@ -40,13 +41,7 @@ from kdtune.teacher_cache import (
     manifest_shapes,
     write_manifest,
 )
-from kdtune.trainer import (
-    KeepBest,
-    Trainer,
-    classification_metrics,
-    predict_logits,
-    seed_everything,
-)
+from kdtune.trainer import KeepBest, Trainer, predict_logits, seed_everything
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ from kdtune.devices import autocast, best_device, inference_batch_size
 from kdtune.feature_kd import FeatureKD
 from kdtune.logs import progress_bar
 from kdtune.losses import logit_loss
+from kdtune.metrics import classification_metrics
 from kdtune.params import TrainParams
 
 log = logging.getLogger(__name__)
@@ -127,22 +128,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def classification_metrics(labels: np.ndarray, preds: np.ndarray,
-                           label_names: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class precision / recall / F1 / support (scikit-learn)."""
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-
-    classes = list(range(len(label_names)))
-    p, r, f, s = precision_recall_fscore_support(labels, preds, labels=classes, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(labels, preds)),
-        "macro_f1": float(f1_score(labels, preds, labels=classes, average="macro",
-                                   zero_division=0)),
-        "per_class": {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                             "support": int(s[i])} for i, name in enumerate(label_names)},
-    }
 
 
 @torch.inference_mode()

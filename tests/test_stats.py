@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from kdtune.metrics import macro_f1_of_confusions
 from kdtune.retrain.stats import (
     RESAMPLE_CHUNK,
     bootstrap_differences,
     example_level_tests,
-    macro_f1_of_confusions,
     majority_vote,
     minimum_detectable_effect,
     seed_level_tests,

@@ -49,10 +49,9 @@ def torch_logits(model: Any) -> Logits:
 
 
 def macro_f1(labels: np.ndarray, preds: np.ndarray, num_labels: int) -> float:
-    from sklearn.metrics import f1_score
+    from kdtune.metrics import confusion, macro_f1_of_confusions
 
-    return float(f1_score(labels, preds, labels=list(range(num_labels)), average="macro",
-                          zero_division=0))
+    return float(macro_f1_of_confusions(confusion(labels, preds, num_labels)))
 
 
 def artefact_row(name: str, file: str, size_mb: float, preds: np.ndarray, reference: np.ndarray,

@@ -122,7 +122,7 @@ def f1_all_models_table(evaluation: dict[str, Any], split: str = "test") -> pd.D
 
 def confusion_table(evaluation: dict[str, Any], model: str = "distilled") -> pd.DataFrame | None:
     """Confusion matrix of ``model`` on test (rows: true class, columns: predicted)."""
-    from sklearn.metrics import confusion_matrix
+    from kdtune.metrics import confusion
 
     ev = (evaluation.get("models") or {}).get(model)
     preds = (ev or {}).get("test", {}).get("predictions")
@@ -130,7 +130,7 @@ def confusion_table(evaluation: dict[str, Any], model: str = "distilled") -> pd.
     if preds is None or labels is None:
         return None
     names = evaluation["label_names"]
-    cm = confusion_matrix(labels, preds, labels=list(range(len(names))))
+    cm = confusion(labels, preds, len(names))
     frame = pd.DataFrame(cm, columns=[f"pred {n}" for n in names])
     frame.insert(0, "true \\ predicted", names)
     return frame

@@ -74,8 +74,9 @@ def train_run(data: TrialData, test: Encoded, name: str, values: dict[str, Any],
     """
     from scipy.special import softmax
 
+    from kdtune.metrics import classification_metrics
     from kdtune.recipe import build_trainer
-    from kdtune.trainer import DivergedError, KeepBest, classification_metrics, predict_logits
+    from kdtune.trainer import DivergedError, KeepBest, predict_logits
 
     best = KeepBest(metric, mode)  # runs are compared on the whole validation split, as trials are
     # The same recipe as a search trial: seeding, student (slice), teachers, feature targets.

@@ -8,9 +8,8 @@
 
 The decision built on these lives in :mod:`kdtune.retrain.decision`.
 
-scipy / scikit-learn do the statistics; nothing here but counting is done by hand (the
-bootstrap's resampled macro-F1s are counted from confusion matrices, checked against
-scikit-learn).
+scipy does the statistics; macro-F1 is counted from confusion matrices (kdtune.metrics, the
+same numbers as scikit-learn's), a chunk of bootstrap resamples at a time.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+
+from kdtune.metrics import confusion, macro_f1_of_confusions
 
 CONFIDENCE = 0.95
 
@@ -82,17 +83,6 @@ def majority_vote(predictions: np.ndarray, probs: np.ndarray) -> np.ndarray:
 RESAMPLE_CHUNK = 256
 
 
-def macro_f1_of_confusions(conf: np.ndarray) -> np.ndarray:
-    """Macro-F1 of each confusion matrix of ``conf`` ([k, C, C], true x predicted), exactly as
-    scikit-learn's ``f1_score(average="macro", labels=range(C), zero_division=0)``: per class
-    F1 = 2 tp / (2 tp + fp + fn) = 2 tp / (predicted + true), 0 for a class neither true nor
-    predicted, averaged over all C classes."""
-    tp = np.diagonal(conf, axis1=1, axis2=2).astype(np.float64)
-    denom = (conf.sum(axis=1) + conf.sum(axis=2)).astype(np.float64)
-    f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return f1.mean(axis=1)
-
-
 def _resampled_confusions(labels: np.ndarray, preds: np.ndarray, idx: np.ndarray,
                           num_classes: int) -> np.ndarray:
     """[k, C, C] confusion matrices of ``preds`` on the k index rows of ``idx`` ([k, n])."""
@@ -128,12 +118,9 @@ def example_level_tests(labels: np.ndarray, student: np.ndarray, baseline: np.nd
     indices for student and baseline, and takes the percentile interval of the differences.
     """
     from scipy import stats
-    from sklearn.metrics import f1_score
-
-    classes = list(range(num_classes))
 
     def macro_f1(y: np.ndarray, p: np.ndarray) -> float:
-        return float(f1_score(y, p, labels=classes, average="macro", zero_division=0))
+        return float(macro_f1_of_confusions(confusion(y, p, num_classes)))
 
     diffs = bootstrap_differences(labels, student, baseline, num_classes, n_resamples, seed)
     tail = (1.0 - CONFIDENCE) / 2
