@@ -95,8 +95,8 @@ def concurrency(cfg: ExperimentConfig, resources: dict[str, float] | None = None
 
 def _resources(cfg: ExperimentConfig, nodes: list[dict[str, Any]]) -> None:
     s = cfg.search
-    cpus = max(n["Resources"].get("CPU", 0) for n in nodes)
-    gpus = max(n["Resources"].get("GPU", 0) for n in nodes)
+    cpus = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
+    gpus = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
     if s.cpus_per_trial > cpus:
         raise ConfigError("search.cpus_per_trial", f"{s.cpus_per_trial:g} CPUs per trial, but the "
                           f"largest node has {cpus:g}; a trial would wait forever")
@@ -137,6 +137,9 @@ def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = 
                                                ): n for n in nodes}
     try:
         reports = _gather(refs, timeout_s)
+        if len(reports) < len(nodes):  # a node left: the trials must fit on the ones that answered
+            answered = {r["node_id"] for r in reports}
+            _resources(cfg, [n for n in nodes if n["NodeID"] in answered])
         for r in reports:
             if r["problem"] is None and record.store.read_text(
                     f"{PREFLIGHT_DIR}/{r['node_id']}") != r["node_id"]:
@@ -151,8 +154,14 @@ def preflight(cfg: ExperimentConfig, record: Record, modules: tuple[str, ...] = 
 
 
 def _gather(refs: dict[Any, dict[str, Any]], timeout_s: float) -> list[dict[str, Any]]:
-    """The nodes' reports; one line naming a node that did not answer in time."""
+    """The nodes' reports; one line naming a node that did not answer in time.
+
+    A node that Ray still listed alive but can no longer run a task on (it died after the
+    listing, before the cluster noticed: a CI run met one just removed) is left out with a
+    warning: no trial will run there either.
+    """
     import ray
+    from ray.exceptions import NodeDiedError, TaskUnschedulableError
 
     done, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
     if pending:
@@ -163,7 +172,15 @@ def _gather(refs: dict[Any, dict[str, Any]], timeout_s: float) -> list[dict[str,
         raise ConfigError(f"node {host} ({node['NodeID'][:8]})", f"did not answer the pre-flight "
                           f"check within {timeout_s:g} s: it is dead, unreachable or saturated; "
                           "remove it from the cluster (ray stop there) or free it")
-    return ray.get(done)
+    reports = []
+    for ref in done:
+        try:
+            reports.append(ray.get(ref))
+        except (TaskUnschedulableError, NodeDiedError):
+            node = refs[ref]
+            log.warning("node %s (%s) left the cluster during the pre-flight check; it is not "
+                        "counted", node.get("NodeManagerHostname") or "?", node["NodeID"][:8])
+    return reports
 
 
 def _remote_build(cfg, encoded, label_names, teacher, device_type):
