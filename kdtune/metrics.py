@@ -26,6 +26,15 @@ def confusion(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.nda
                        minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def resampled_confusions(labels: np.ndarray, preds: np.ndarray, idx: np.ndarray,
+                         num_classes: int) -> np.ndarray:
+    """[k, C, C] confusion matrices of ``preds`` on each row of indices of ``idx`` ([k, n], a
+    bootstrap's resamples), in one count."""
+    k, cells = len(idx), num_classes * num_classes
+    codes = labels[idx] * num_classes + preds[idx] + (np.arange(k) * cells)[:, None]
+    return np.bincount(codes.ravel(), minlength=k * cells).reshape(k, num_classes, num_classes)
+
+
 def f1_of_confusions(conf: np.ndarray) -> np.ndarray:
     """Per-class F1 of each confusion matrix of ``conf`` ([..., C, C]): 2 tp / (2 tp + fp + fn)
     = 2 tp / (predicted + true), 0 for a class neither true nor predicted."""

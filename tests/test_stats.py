@@ -16,8 +16,8 @@ import pytest
 from scipy import stats as sps
 
 from kdtune.metrics import macro_f1_of_confusions
+from kdtune.retrain import stats as stats_module
 from kdtune.retrain.stats import (
-    RESAMPLE_CHUNK,
     bootstrap_differences,
     example_level_tests,
     majority_vote,
@@ -107,9 +107,9 @@ def test_macro_f1_of_a_confusion_matrix_hand_computed():
     assert macro_f1_of_confusions(conf) == pytest.approx(want, abs=1e-15)
 
 
-@pytest.mark.parametrize("n, classes, resamples", [(10, 3, 5), (97, 4, 2 * RESAMPLE_CHUNK + 3),
+@pytest.mark.parametrize("n, classes, resamples", [(10, 3, 5), (97, 4, 23),
                                                     (40, 7, 50)])
-def test_bootstrap_counts_give_scikit_learns_numbers(n, classes, resamples):
+def test_bootstrap_counts_give_scikit_learns_numbers(n, classes, resamples, monkeypatch):
     """The counted bootstrap against the plain one: for each resample in turn, n indices from
     the seeded Generator and scikit-learn's macro-F1 of both models (a class may be missing
     from a resample, or from every prediction: the 7-class case predicts only 0-4)."""
@@ -123,6 +123,8 @@ def test_bootstrap_counts_give_scikit_learns_numbers(n, classes, resamples):
     def f1(y, p):
         return f1_score(y, p, labels=list(range(classes)), average="macro", zero_division=0)
 
+    # chunks of 10 resamples: 23 crosses two chunk boundaries (one [10, n] draw = ten n-draws)
+    monkeypatch.setattr(stats_module, "BOOTSTRAP_CELLS", 10 * n)
     draw = np.random.default_rng(11)
     want = []
     for _ in range(resamples):

