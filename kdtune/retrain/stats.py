@@ -112,9 +112,8 @@ def example_level_tests(labels: np.ndarray, student: np.ndarray, baseline: np.nd
     """
     from scipy import stats
 
-    def macro_f1(y: np.ndarray, p: np.ndarray) -> float:
-        return float(macro_f1_of_confusions(confusion(y, p, num_classes)))
-
+    s_f1, b_f1 = (float(macro_f1_of_confusions(confusion(labels, p, num_classes)))
+                  for p in (student, baseline))
     diffs = bootstrap_differences(labels, student, baseline, num_classes, n_resamples, seed)
     tail = (1.0 - CONFIDENCE) / 2
     ci_low, ci_high = np.quantile(diffs, [tail, 1.0 - tail])
@@ -122,9 +121,7 @@ def example_level_tests(labels: np.ndarray, student: np.ndarray, baseline: np.nd
     only_s, only_b = int(np.sum(s_ok & ~b_ok)), int(np.sum(~s_ok & b_ok))
     discordant = only_s + only_b
     mcnemar = (float(stats.binomtest(only_s, discordant, 0.5).pvalue) if discordant else 1.0)
-    return {"student_macro_f1": macro_f1(labels, student),
-            "baseline_macro_f1": macro_f1(labels, baseline),
-            "difference": macro_f1(labels, student) - macro_f1(labels, baseline),
+    return {"student_macro_f1": s_f1, "baseline_macro_f1": b_f1, "difference": s_f1 - b_f1,
             "bootstrap": {"ci_low": float(ci_low), "ci_high": float(ci_high),
                           "standard_error": float(diffs.std(ddof=1)),
                           "confidence": CONFIDENCE, "n_resamples": n_resamples,

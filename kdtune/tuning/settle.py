@@ -1,15 +1,16 @@
 """Study trials a kill left RUNNING, told what happened once the search has ended.
 
-A URI search keeps a copy of its Optuna studies beside its results, uploaded after Ray has told
-the study of a trial's end; the record of that end is written before (kdtune.tuning.callbacks).
-A kill between the two, with Ray's last snapshot already holding the trial as ended, resumes a
-search whose Ray run never hears of that trial again and whose study copy still holds it
-RUNNING. Each study trial carries the id of the Ray trial it was asked for
-(:data:`TRIAL_ATTR`, set by the router), so the search's own trials table tells it the outcome
-the searcher would have told: FAIL for an error, PRUNED for an early stop or a divergence,
-COMPLETE with the best full-validation score (the last values of several objectives). A study
-trial with no trained trial (suggested in the last instant before a kill, never started) is
-told FAIL: no study keeps a trial that will never end.
+After a kill, a resumed search can run and record trials whose study trials its restored
+searcher does not know, so their studies are never told: trials in Ray's restored trial list
+that the searcher's snapshot missed (the two files of a snapshot are written and uploaded
+apart; the searcher adopts such trials, kdtune.tuning.ArmRouter.adopt; a CI run had two), and,
+for a URI search, trials that ended just before the kill whose tell the uploaded study copy
+missed. Each study trial carries the id of the Ray trial it was asked for (:data:`TRIAL_ATTR`,
+set by the router), so once every trial has ended the search's own trials table tells it the
+outcome the searcher would have told: FAIL for an error, PRUNED for an early stop or a
+divergence, COMPLETE with the best full-validation score (the last values of several
+objectives). A study trial with no trained trial (suggested in the last instant before a kill,
+never started) is told FAIL: no study keeps a trial that will never end.
 """
 
 from __future__ import annotations
