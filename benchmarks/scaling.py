@@ -182,7 +182,7 @@ def job_of(space: str | Path = SEED_SPACE) -> Job:
     return Job(train_rows=HUB_ROWS - val, val_rows=val, test_rows=HUB_TEST_ROWS,
                classes=len(cfg.data.label_names or [0, 1, 2, 3]), batch=t.batch_size,
                num_samples=s.num_samples, epochs=t.epochs, grace_period=cfg.grace_period,
-               reduction_factor=s.reduction_factor, eval_every=t.eval_every,
+               reduction_factor=s.reduction_factor, promotion=s.promotion, eval_every=t.eval_every,
                cpus_per_trial=int(s.cpus_per_trial), max_concurrent=int(s.max_concurrent),
                teacher_epochs=cfg.teacher.epochs * (len(lrs) if isinstance(lrs, list) else 1),
                confirm_runs=2 * s.confirm.top_k * s.confirm.seeds)
@@ -199,7 +199,8 @@ def quickstart_facts() -> dict[str, Any]:
     cfg = load_config(example / "config.yaml")
     t = pd.read_csv(example / "trials.csv")
     quick = replace(job_of(), num_samples=cfg.search.num_samples, epochs=cfg.train.epochs,
-                    grace_period=cfg.grace_period, reduction_factor=cfg.search.reduction_factor)
+                    grace_period=cfg.grace_period, reduction_factor=cfg.search.reduction_factor,
+                    promotion=cfg.search.promotion)
     expected = trial_epochs(asha_levels(quick)) / (quick.num_samples * quick.epochs)
     return {"asha_measured": float(t["progress"].sum() / (len(t) * cfg.train.epochs)),
             "asha_expected": expected, "trials": int(len(t)),

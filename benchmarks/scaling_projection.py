@@ -5,8 +5,8 @@ figures and the space's config (:class:`Job`, from ``search_spaces/seed_report.y
 the projection, so it can be recomputed and checked by hand without training anything:
 
 * ASHA's share of trial-epochs is derived for the job's own grace period, reduction factor,
-  trial count and epochs (:func:`asha_levels`: Ray's asynchronous rule in expectation), not
-  copied from the quickstart;
+  promotion rule, trial count and epochs (:func:`asha_levels`: the asynchronous rule in
+  expectation), not copied from the quickstart;
 * evaluation is counted: every rung inside an epoch scores a stratified validation subset
   (``kdtune.trainer.intermediate_rows``), every epoch end the whole split, each row at
   ``kdtune.trainer.EVAL_ROW_COST`` of a training row;
@@ -50,6 +50,7 @@ class Job:
     max_concurrent: int
     teacher_epochs: int  # every teacher epoch trained: epochs x learning rates tried
     confirm_runs: int  # full-length runs of the confirm stage, both arms
+    promotion: str = "top_k"  # search.promotion: kdtune.tuning.scheduler's rule or Ray's
 
 
 @dataclass(frozen=True)
@@ -64,25 +65,32 @@ def rung_points(job: Job) -> list[float]:
     return [job.grace_period * job.reduction_factor ** k for k in range(n)]
 
 
-def continue_probability(m: int, rf: int) -> float:
-    """The chance that a trial reaching a rung after ``m`` others continues under Ray's ASHA.
+def continue_probability(m: int, rf: int, promotion: str = "top_k") -> float:
+    """The chance that a trial reaching a rung after ``m`` others continues, for exchangeable
+    scores (its rank among the ``m + 1`` is uniform).
 
-    Ray stops it when its score is below ``np.nanpercentile`` (linear interpolation) at
-    ``q = 1 - 1/rf`` of the ``m`` scores recorded there before it; for exchangeable scores its
-    rank among them is uniform, which gives ``(m - q (m - 1)) / (m + 1)`` (1 for the first).
+    ``top_k`` (kdtune.tuning.scheduler.keeps): it goes on when among the top
+    ``max(1, floor((m + 1) / rf))``, which gives that count over ``m + 1``. The scheduler also
+    judges a first arrival again (while fewer than ``rf`` trials have reached the rung) at its
+    later results; that can only stop more, so for ``top_k`` this is an upper bound.
+    ``percentile`` (Ray's): it stops when below ``np.nanpercentile`` (linear interpolation) at
+    ``q = 1 - 1/rf`` of the ``m`` scores recorded before it, which gives
+    ``(m - q (m - 1)) / (m + 1)``. Both are 1 for the first.
     """
     if m == 0:
         return 1.0
+    if promotion == "top_k":
+        return max(1, (m + 1) // rf) / (m + 1)
     q = 1.0 - 1.0 / rf
     return (m - q * (m - 1)) / (m + 1)
 
 
-def promoted(arrivals: float, rf: int) -> float:
+def promoted(arrivals: float, rf: int, promotion: str = "top_k") -> float:
     """Expected trials that continue past a rung ``arrivals`` trials reach one after another
     (linear between whole numbers of arrivals)."""
     whole = int(math.floor(arrivals))
-    total = sum(continue_probability(m, rf) for m in range(whole))
-    return total + (arrivals - whole) * continue_probability(whole, rf)
+    total = sum(continue_probability(m, rf, promotion) for m in range(whole))
+    return total + (arrivals - whole) * continue_probability(whole, rf, promotion)
 
 
 def asha_levels(job: Job) -> list[tuple[float, float]]:
@@ -91,7 +99,7 @@ def asha_levels(job: Job) -> list[tuple[float, float]]:
     points = rung_points(job) + [float(job.epochs)]
     counts = [float(job.num_samples)]
     for _ in points[1:]:
-        counts.append(promoted(counts[-1], job.reduction_factor))
+        counts.append(promoted(counts[-1], job.reduction_factor, job.promotion))
     return list(zip(points, counts, strict=True))
 
 
@@ -220,8 +228,9 @@ def asha_row(e: dict[str, Any]) -> list[str]:
     return ["ASHA's share of trial-epochs", f"{s['asha_share']:.2f} ({s['trial_epochs']:.1f} of "
             f"{job.num_samples * job.epochs})",
             f"derived for this search: {job.num_samples} trials, {job.epochs} epochs, grace "
-            f"{job.grace_period:g}, reduction factor {job.reduction_factor}; expected trials "
-            f"training to each point: {levels} (Ray's asynchronous rule in expectation)"]
+            f"{job.grace_period:g}, reduction factor {job.reduction_factor}, promotion "
+            f"{job.promotion}; expected trials training to each point: {levels} (the "
+            "asynchronous rule at arrival, in expectation)"]
 
 
 def cpu_rows(e: dict[str, Any]) -> list[list[str]]:

@@ -111,9 +111,10 @@ class Fixed(GridSearch):
 
 
 def test_asha_stops_trials_as_the_rule_says():
-    """Four sequential trials, grace 0.5, rf 2: rungs at 0.5, 1 and 2 epochs. At a rung a trial
-    continues iff its value is not below the median ((1 - 1/rf) percentile) of the values
-    recorded there before it; its value is then recorded. Hand-checked:
+    """Four sequential trials, grace 0.5, rf 2: rungs at 0.5, 1 and 2 epochs. Under Ray's rule
+    (``promotion="percentile"``) at a rung a trial continues iff its value is not below the
+    median ((1 - 1/rf) percentile) of the values recorded there before it; its value is then
+    recorded. Hand-checked:
 
     * A (0.5 flat): nothing recorded anywhere -> runs to 3 epochs.
     * B (0.7 flat): 0.7 >= 0.5 at every rung -> 3 epochs.
@@ -128,7 +129,7 @@ def test_asha_stops_trials_as_the_rule_says():
         rows += rows_for(point, 0, lambda p, f=f: (f(p), f(p)))
     table = Table.from_rows(rows)
     st = Strategy("asha", "grid", "asha", workers=1, grace_period=0.5, reduction_factor=2,
-                  eval_every=0.5)
+                  eval_every=0.5, promotion="percentile")
     asha = Asha(st, table)
     assert asha.milestones == [0.5, 1.0, 2.0]
     searcher = Fixed(table)
@@ -148,6 +149,13 @@ def test_asha_stops_trials_as_the_rule_says():
     old = Fixed(table)
     simulate(table, st.with_(tell_last=False), seed=0, scheduler=Asha(st, table), searcher=old)
     assert old.told[0] == (False, 0.5)
+    # kdtune's rule (top_k): C at rung 0.5 is 2nd of 3 and max(1, 3 // 2) = 1 go on -> stopped
+    # there; D is 4th of 4 (keep 2) -> stopped. A and B as above: 3 + 3 + 0.5 + 0.5 epochs.
+    top = Asha(st.with_(promotion="top_k"), table)
+    run = simulate(table, st, seed=0, scheduler=top, searcher=Fixed(table))
+    assert [(t.status, t.end / 4) for t in run.trials] == [
+        ("completed", 3.0), ("completed", 3.0), ("stopped", 0.5), ("stopped", 0.5)]
+    assert run.compute == 7.0
 
 
 def test_quantiles_with_never():

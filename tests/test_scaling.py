@@ -37,10 +37,11 @@ from benchmarks.scaling_projection import (  # noqa: E402
     trial_epochs,
 )
 
-#: A small job: 1,000 training rows, 3 trials of 3 epochs, rungs at 0.5 and 1.5 epochs.
+#: A small job: 1,000 training rows, 3 trials of 3 epochs, rungs at 0.5 and 1.5 epochs, Ray's
+#: promotion rule (the cost tests below use its numbers; kdtune's top_k is checked on its own).
 JOB = Job(train_rows=1000, val_rows=100, test_rows=50, classes=4, batch=10, num_samples=3,
           epochs=3, grace_period=0.5, reduction_factor=3, eval_every=0.5, cpus_per_trial=2,
-          max_concurrent=4, teacher_epochs=2, confirm_runs=2)
+          max_concurrent=4, teacher_epochs=2, confirm_runs=2, promotion="percentile")
 # Ray's rule, by hand: the m-th arrival at a rung (0-based) continues with probability
 # (m - (2/3)(m - 1)) / (m + 1): 1, 1/2, 4/9, 5/12, ...
 P0, P1, P2 = 1.0, 0.5, 4 / 9
@@ -51,13 +52,31 @@ TRIAL_EPOCHS = 3 * 0.5 + TO_15 * (1.5 - 0.5) + TO_3 * (3 - 1.5)  # 5.6528
 
 def test_asha_is_rays_rule_in_expectation():
     assert rung_points(JOB) == [0.5, 1.5]
-    assert [continue_probability(m, 3) for m in range(4)] == pytest.approx([1, 0.5, 4 / 9, 5 / 12])
-    assert promoted(3, 3) == pytest.approx(TO_15)
-    assert promoted(2.5, 3) == pytest.approx(1 + 0.5 + 0.5 * 4 / 9)
+    assert [continue_probability(m, 3, "percentile") for m in range(4)] == pytest.approx(
+        [1, 0.5, 4 / 9, 5 / 12])
+    assert promoted(3, 3, "percentile") == pytest.approx(TO_15)
+    assert promoted(2.5, 3, "percentile") == pytest.approx(1 + 0.5 + 0.5 * 4 / 9)
     levels = asha_levels(JOB)
     assert [p for p, _ in levels] == [0.5, 1.5, 3.0]
     assert [c for _, c in levels] == pytest.approx([3, TO_15, TO_3])
     assert trial_epochs(levels) == pytest.approx(TRIAL_EPOCHS) == pytest.approx(5.6528, abs=1e-4)
+
+
+def test_asha_is_kdtunes_top_k_rule_in_expectation():
+    """The (m+1)-th arrival goes on when among the top max(1, floor((m+1)/3)) of m+1 ranks:
+    1, 1/2, 1/3, 1/4, 1/5, 2/6, 2/7, ..."""
+    from dataclasses import replace
+
+    assert [continue_probability(m, 3) for m in range(7)] == pytest.approx(
+        [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 2 / 6, 2 / 7])
+    to_15 = 1 + 1 / 2 + 1 / 3  # 3 trials reach 0.5: 1.8333 go on
+    to_3 = 1 + (to_15 - 1) * 1 / 2  # 1.4167
+    levels = asha_levels(replace(JOB, promotion="top_k"))
+    assert [c for _, c in levels] == pytest.approx([3, to_15, to_3])
+    assert trial_epochs(levels) == pytest.approx(1.5 + to_15 * 1 + to_3 * 1.5)  # 5.4583
+    quick = replace(JOB, num_samples=14, promotion="top_k")
+    share = trial_epochs(asha_levels(quick)) / 42
+    assert share == pytest.approx(0.367, abs=1e-3)  # against 0.425 under Ray's rule (below)
 
 
 def test_asha_share_depends_on_the_searchs_own_settings():

@@ -15,10 +15,11 @@ final F1 of its grid point, so the luck of one seed is not rewarded.
 
 Searchers and schedulers mirror kdtune's wiring (``kdtune.tuning``):
 
-* ASHA is Ray's own ``_Bracket`` (``ray.tune.schedulers.async_hyperband``) on training progress
-  with kdtune's +1e-6, called as Ray's ``AsyncHyperBandScheduler`` calls it: a result at
-  ``max_t`` stops the trial, otherwise the bracket decides; at the end the trial's last result
-  is passed again (``on_trial_complete``).
+* ASHA is kdtune's bracket (``kdtune.tuning.scheduler``: Ray's ``_Bracket`` with the ASHA
+  paper's top-k count, or Ray's own percentile rule with ``promotion="percentile"``) on training
+  progress with kdtune's +1e-6, called as Ray's ``AsyncHyperBandScheduler`` calls it: a result
+  at ``max_t`` stops the trial, otherwise the bracket decides; at the end the trial's last
+  result is passed again (``on_trial_complete``).
 * TPE is Optuna's ``TPESampler(seed, n_startup_trials=max(2, min(10, num_samples // 3)))``
   (kdtune's ``startup_trials``), asked with one ``CategoricalDistribution`` over the grid values
   per parameter (i.e. ``suggest_categorical``; univariate TPE as in kdtune), or, with
@@ -74,6 +75,7 @@ class Strategy:
     workers: int = 2
     grace_period: float = 0.5  # epochs
     reduction_factor: int = 3
+    promotion: str = "top_k"  # ASHA's rule at a rung: kdtune's search.promotion
     eval_every: float = 0.25
     num_samples: int = 10_000  # trial cap (kdtune's search.num_samples)
     startup_from: int | None = None  # num_samples TPE's n_startup_trials is set from (None: it)
@@ -289,11 +291,13 @@ class Asha(Fifo):
     stops_at_max_t = True  # AsyncHyperBandScheduler says STOP at max_t
 
     def __init__(self, strategy: Strategy, table: Table):
-        from ray.tune.schedulers.async_hyperband import _Bracket
+        from kdtune.tuning.scheduler import RungASHA
 
         self.max_t = table.epochs
-        self.bracket = _Bracket(strategy.grace_period, table.epochs, strategy.reduction_factor, 0,
-                                stop_last_trials=True)
+        asha = RungASHA([], metric="f1", mode="max", max_t=table.epochs,
+                        grace_period=strategy.grace_period,
+                        reduction_factor=strategy.reduction_factor, promotion=strategy.promotion)
+        self.bracket = asha._brackets[0]
         self.stops: list[tuple[int, float]] = []  # (trial id, progress) of every STOP before max_t
 
     @property

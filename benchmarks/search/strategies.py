@@ -80,6 +80,8 @@ def extra_strategies(settings: dict | None = None) -> list[Strategy]:
                  eval_every=s["eval_every"], grace_period=s["grace_period"]),
         Strategy("TPE + ASHA, kdtune's settings before (grace 1, rf 3, eval_every 1)", "tpe", "asha",
                  startup_from=b["num_samples"], **asha_settings(b)),
+        Strategy("TPE + ASHA, Ray's percentile promotion (kdtune before search.promotion)", "tpe",
+                 "asha", startup_from=n, promotion="percentile", **a),
         Strategy("TPE + ASHA, TPE not told the last epoch (kdtune before commit 90937bb)", "tpe", "asha",
                  startup_from=n, tell_last=False, **a),
         Strategy("TPE + ASHA, continuous space snapped to the grid", "tpe", "asha", startup_from=n,

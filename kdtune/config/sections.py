@@ -26,6 +26,9 @@ DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint", "quniform")
 METRICS = ("val_macro_f1", "val_accuracy")
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 BASELINES = ("tuned", "fixed", "none")
+#: ASHA's rule at a rung (kdtune.tuning.scheduler): the ASHA paper's top-k count, or Ray's
+#: percentile cutoff.
+PROMOTIONS = ("top_k", "percentile")
 #: ASHA's default first rung in epochs (set from benchmarks/bench_search.py's replays).
 RUNG_GRACE = 0.5
 #: The tuned CE-only arm (and the self-training arm) gets this share of num_samples by default,
@@ -196,6 +199,7 @@ class SearchConfig:
     seed: int = 0
     grace_period: float | None = None  # epochs before ASHA's first rung; null: see rung_grace
     reduction_factor: int = 3
+    promotion: str = "top_k"  # ASHA's rule at a rung: top_k (the ASHA paper's) or percentile (Ray's)
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_failures: int = 1
@@ -224,6 +228,8 @@ class SearchConfig:
         check(self.grace_period is None or self.grace_period > 0, "search.grace_period",
               "must be > 0 (epochs)")
         check(self.reduction_factor >= 2, "search.reduction_factor", "must be >= 2")
+        check(self.promotion in PROMOTIONS, "search.promotion",
+              f"must be one of {', '.join(PROMOTIONS)}, got {self.promotion!r}")
         check(self.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
         check(0 <= self.gpus_per_trial <= 1, "search.gpus_per_trial",
               f"must be in [0, 1] (a trial trains on one GPU; a fraction shares one between "

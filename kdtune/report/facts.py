@@ -71,7 +71,7 @@ def _trials(exp: Experiment) -> list[str]:
         out.append(f"trials: {len(t)} of {cfg.search.num_samples} ({counts}); metric "
                    f"`{cfg.search.metric}` ({cfg.search.mode}), up to {cfg.train.epochs} epochs "
                    f"each, ASHA grace {num(cfg.grace_period, 2)} epochs, reduction "
-                   f"{cfg.search.reduction_factor}")
+                   f"{cfg.search.reduction_factor}, promotion `{cfg.search.promotion}`")
         dup = int((t[S.STATUS] == S.DUPLICATE).sum())
         if dup:
             out.append(f"duplicates: {dup} trial(s) proposed a config that had already run: "

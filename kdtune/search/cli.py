@@ -81,6 +81,7 @@ def trial_budget(plan: SearchPlan) -> dict[str, Any]:
         t *= s.reduction_factor
     return {"num_samples": s.num_samples, "max_epochs_per_trial": epochs,
             "max_trial_epochs": s.num_samples * epochs, "asha_rungs": rungs,
+            "asha_promotion": s.promotion,
             "evaluations_per_epoch": round(1 / cfg.train.eval_every),
             "max_concurrent": s.max_concurrent, "baseline": cfg.baseline_mode,
             "arms": {a.name: a.num_samples for a in cfg.arms()},

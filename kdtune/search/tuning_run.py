@@ -178,7 +178,8 @@ def _scheduler(cfg: ExperimentConfig) -> Any:
         return FIFOScheduler()
     return RungASHA(cfg.protected_anchors(), metric=cfg.search.metric, mode=cfg.search.mode,
                     max_t=float(cfg.train.epochs), grace_period=cfg.grace_period,
-                    reduction_factor=cfg.search.reduction_factor)
+                    reduction_factor=cfg.search.reduction_factor,
+                    promotion=cfg.search.promotion)
 
 
 def _router(plan: SearchPlan) -> Any:
