@@ -5,7 +5,8 @@ settings") picked on its own replay seeds (1000+), separate from the seeds the m
 targets use (0+), so the targets are not scored on the seeds that chose the settings. The full
 run says whether the sweep still agrees with it. Evidence (bench_search.md): grace 0.5 with rf 3
 or 4 is the best group on anytime F1 up to 1/3 of the grid's compute; kdtune's settings before
-(grace 1, rf 3, eval_every 1) are 0.19 points below it, outside the bootstrap interval. grace 0.5
+(grace 1, rf 3, eval_every 1) are 0.35 points below it under kdtune's promotion rule (0.19 under
+Ray's), outside the bootstrap interval. grace 0.5
 needs validation at half epochs: eval_every 0.5 is the coarsest that allows it (and its subset
 is three times eval_every 0.25's). num_samples stays 14: the returned config's quality is flat
 from 9 to 30 trials (all within noise), and 14 trials spend a median 23 trial-epochs, under a
