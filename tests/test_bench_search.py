@@ -183,3 +183,19 @@ def test_quick_replays_the_committed_table():
     verdicts = [line for line in out.stdout.splitlines() if line.startswith(("PASS:", "FAIL:"))]
     assert len(verdicts) == 2
     assert elapsed < 60
+
+
+def test_promotion_rules_are_compared_paired_with_an_interval(capsys):
+    from benchmarks.search import promotion
+
+    # hand-computed: every paired difference is -0.1 of the share and +1 point of F1
+    result = {"percentile": {"share": np.array([0.5, 0.6]), "f1": np.array([0.80, 0.81])},
+              "top_k": {"share": np.array([0.4, 0.5]), "f1": np.array([0.81, 0.82])}}
+    out = promotion.lines(result)
+    assert out[0] == ("share: percentile 0.5500, top_k 0.4500; top_k - percentile -0.100 "
+                      "(95% CI -0.100 to -0.100)")
+    assert out[1].endswith("+1.000 points (95% CI +1.000 to +1.000)")
+    if grid.TABLE.exists():
+        assert promotion.main(["--seeds", "2"]) == 0
+        printed = capsys.readouterr().out.splitlines()
+        assert [line.split(":")[0] for line in printed] == ["f1@9", "f1@13.5", "f1@27", "share", "f1"]
